@@ -1,0 +1,89 @@
+// DB: a Varve store — an append-only log of segment files with an in-memory index of every key.
+//
+// Thread-safety: every method may be called from many threads at once. Writers from all threads
+// are merged into one log with group commit; readers never wait for writers' I/O.
+// Ownership: the caller owns the DB; destroying it closes the store (flushes and syncs the log,
+// writes pending hint files, releases the directory lock).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "varve/iterator.h"
+#include "varve/options.h"
+#include "varve/result.h"
+#include "varve/status.h"
+#include "varve/write_batch.h"
+
+namespace varve {
+
+struct Stats {
+  uint64_t keys = 0;              // live keys in the index (expired ones until noticed)
+  uint64_t live_bytes = 0;        // bytes of records the index points at
+  uint64_t dead_bytes = 0;        // bytes of overwritten, deleted or tombstone records
+  uint64_t segments = 0;          // segment files, the active one included
+  uint64_t sealed_segments = 0;
+  uint64_t disk_bytes = 0;        // segment bytes on disk
+  uint64_t compactions = 0;       // segments compacted
+  uint64_t compaction_bytes_written = 0;
+  uint64_t compaction_bytes_reclaimed = 0;
+  uint64_t user_bytes_written = 0;  // key and value bytes handed to Put/Write
+  uint64_t log_bytes_written = 0;   // record bytes appended by writes (headers included)
+  uint64_t puts = 0;
+  uint64_t deletes = 0;
+  uint64_t gets = 0;
+  uint64_t get_misses = 0;
+  uint64_t skipped_unchanged_writes = 0;
+  uint64_t syncs = 0;             // fdatasync calls on the log
+  uint64_t write_groups = 0;      // group commits (one append per group)
+  uint64_t index_memory_bytes = 0;  // memory held by the index, keys included
+  uint64_t last_sequence = 0;
+  // (log + compaction bytes written) / user bytes written.
+  double write_amplification = 0;
+};
+
+class DB {
+ public:
+  // Opens (or creates) the store in directory path. Only one process may hold a directory open;
+  // a second Open fails with Busy naming the holder.
+  static Result<std::unique_ptr<DB>> Open(const Options& options, const std::string& path);
+
+  virtual ~DB() = default;
+
+  virtual Status Put(std::string_view key, std::string_view value, const PutOptions& opts = {}) = 0;
+  // NotFound if the key is absent or expired.
+  virtual Result<std::string> Get(std::string_view key) = 0;
+  // As Get, also returning the record's version for CompareAndSet.
+  struct VersionedValue {
+    std::string value;
+    uint64_t version = 0;
+    uint64_t expiry_ms = 0;  // absolute, ms since the Unix epoch; 0 = never
+  };
+  virtual Result<VersionedValue> GetVersioned(std::string_view key) = 0;
+  // Deleting an absent key is not an error.
+  virtual Status Delete(std::string_view key) = 0;
+  // Atomic: all operations become visible and durable together, or none do.
+  virtual Status Write(const WriteBatch& batch) = 0;
+  // Writes value only if the key's current version is expected_version (0 = the key must be
+  // absent). Returns Aborted if the version differs. On success *new_version (if given) is set.
+  virtual Status CompareAndSet(std::string_view key, uint64_t expected_version,
+                               std::string_view value, const PutOptions& opts = {},
+                               uint64_t* new_version = nullptr) = 0;
+  // Deletes the key only if its current version is expected_version.
+  virtual Status CompareAndDelete(std::string_view key, uint64_t expected_version) = 0;
+
+  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& opts = {}) = 0;
+
+  // Seals the active segment if it holds dead records and compacts every segment with dead
+  // bytes, then returns. Runs alongside reads and writes.
+  virtual Status Compact() = 0;
+  // Makes every acknowledged write durable now.
+  virtual Status Sync() = 0;
+  virtual Stats GetStats() = 0;
+  // Closes the store, returning the first error met while doing so. Further calls fail.
+  virtual Status Close() = 0;
+};
+
+}  // namespace varve

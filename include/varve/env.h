@@ -1,0 +1,72 @@
+// Env: the file-system seam. Every byte the engine reads or writes goes through it, so tests can
+// substitute an implementation that injects I/O errors, short writes or power loss.
+// Implementations must be safe to call from many threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "varve/result.h"
+#include "varve/status.h"
+
+namespace varve {
+
+// A file opened for appending. Not thread-safe: one writer at a time.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Appends all of data or fails; a failure may leave a partial write behind.
+  virtual Status Append(std::string_view data) = 0;
+  // Makes everything appended so far durable (fdatasync).
+  virtual Status Sync() = 0;
+  virtual Status Close() = 0;
+  // Bytes in the file (including those appended but not synced).
+  virtual uint64_t Size() const = 0;
+};
+
+// A file opened for positional reads. Thread-safe.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads up to n bytes at offset into scratch; returns the bytes read (fewer at end of file).
+  virtual Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const = 0;
+  virtual Result<uint64_t> Size() const = 0;
+  // Hints that reads will be random (no readahead).
+  virtual void AdviseRandom() {}
+};
+
+// Held while a directory is open; released by destruction.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // The process-wide POSIX implementation.
+  static Env* Default();
+
+  // Creates or truncates.
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // Opens an existing file for appending at its end.
+  virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) = 0;
+  virtual bool FileExists(const std::string& path) = 0;
+  virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+  virtual Status CreateDirIfMissing(const std::string& dir) = 0;
+  virtual Status RemoveFile(const std::string& path) = 0;
+  virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
+  virtual Status Truncate(const std::string& path, uint64_t size) = 0;
+  // Makes renames and creations in dir durable.
+  virtual Status SyncDir(const std::string& dir) = 0;
+  // Takes an exclusive lock on path, writing this process's id into it. Fails with Busy naming
+  // the holder's pid if another process holds it.
+  virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
+};
+
+}  // namespace varve

@@ -1,0 +1,78 @@
+// Options for opening a store and for single operations. Every field documents its default.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace varve {
+
+class Env;
+
+enum class IndexKind : uint8_t {
+  // Open-addressing hash table: the smallest and fastest; iteration is in no particular order and
+  // prefix/range scans filter a full pass.
+  kHash,
+  // Ordered map: iteration in key order; prefix and range scans visit only matching keys.
+  kOrdered,
+};
+
+// What a write's acknowledgement promises. See docs/design.md for what each mode can lose.
+enum class Durability : uint8_t {
+  // write(2) to the OS before acknowledging; the OS decides when it reaches the disk. Survives a
+  // process crash (kill -9), not a power failure.
+  kNone,
+  // As kNone, plus a background fdatasync every sync_interval_ms.
+  kInterval,
+  // As kNone, plus fdatasync once sync_batch_writes writes are unsynced or the oldest unsynced
+  // write is sync_interval_ms old, whichever comes first.
+  kBatch,
+  // A write returns only after it is on disk; concurrent writers share one fdatasync.
+  kSync,
+};
+
+struct Options {
+  // Create the directory and an empty store if missing. Default: true.
+  bool create_if_missing = true;
+  // Fail if the store already exists. Default: false.
+  bool error_if_exists = false;
+  // Default: kHash.
+  IndexKind index = IndexKind::kHash;
+  // Default: kNone.
+  Durability durability = Durability::kNone;
+  // kInterval / kBatch: the longest a write stays unsynced. Default: 1000 ms.
+  uint32_t sync_interval_ms = 1000;
+  // kBatch: sync after this many unsynced writes. Default: 1000.
+  uint32_t sync_batch_writes = 1000;
+  // A segment is sealed once it reaches this size. Range 1 MiB .. 2 GiB. Default: 256 MiB.
+  uint64_t segment_size_bytes = 256ull << 20;
+  // Segments whose live bytes fall below this fraction of their size are compacted. Range
+  // (0, 1). Default: 0.5.
+  double compaction_live_ratio = 0.5;
+  // Run compaction in a background thread. When false only Compact() compacts. Default: true.
+  bool background_compaction = true;
+  // How often the background thread looks for work. Default: 1000 ms.
+  uint32_t compaction_check_interval_ms = 1000;
+  // Drop a Put whose value equals the key's current value (and neither has a TTL). Costs a read
+  // per Put. Default: false.
+  bool skip_unchanged_writes = false;
+  // Threads that load hint files at open. 0 = number of CPUs. Default: 0.
+  uint32_t open_threads = 0;
+  // File system; nullptr = Env::Default(). Not owned; must outlive the DB.
+  Env* env = nullptr;
+};
+
+struct PutOptions {
+  // Time to live in milliseconds; 0 = never expires. Default: 0.
+  uint64_t ttl_ms = 0;
+};
+
+struct ReadOptions {
+  // Only keys starting with prefix. Default: all keys.
+  std::string_view prefix;
+  // Only keys >= start (empty = no lower bound).
+  std::string_view start;
+  // Only keys < end (empty = no upper bound).
+  std::string_view end;
+};
+
+}  // namespace varve

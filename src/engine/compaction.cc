@@ -1,0 +1,334 @@
+// Background work: hint files for sealed segments, compaction of segments whose live bytes fell
+// below the threshold, and the periodic fdatasync of the kInterval / kBatch durability modes.
+#include <algorithm>
+
+#include "engine/db_impl.h"
+#include "engine/segment_io.h"
+#include "util/clock.h"
+#include "util/logging.h"
+
+namespace varve {
+
+using namespace format;
+
+void DBImpl::MaintenanceLoop() {
+  std::unique_lock lock(bg_mu_);
+  while (!bg_stop_) {
+    bg_cv_.wait_for(lock, std::chrono::milliseconds(options_.compaction_check_interval_ms));
+    if (bg_stop_) break;
+    lock.unlock();
+    Status s = WriteMissingHints();
+    if (!s.ok()) LogWarning("writing hint files: " + s.ToString());
+    if (options_.background_compaction) {
+      s = CompactEligible(false);
+      if (!s.ok()) LogWarning("background compaction: " + s.ToString());
+    }
+    lock.lock();
+  }
+}
+
+void DBImpl::SyncLoop() {
+  const auto interval = std::chrono::milliseconds(std::max<uint32_t>(1, options_.sync_interval_ms));
+  // kBatch checks often so that no write waits much longer than the interval.
+  const auto tick = options_.durability == Durability::kBatch
+                        ? std::max(std::chrono::milliseconds(1), interval / 10)
+                        : interval;
+  std::unique_lock lock(bg_mu_);
+  while (!bg_stop_) {
+    bg_cv_.wait_for(lock, tick);
+    if (bg_stop_) break;
+    if (unsynced_writes_.load(std::memory_order_relaxed) == 0) continue;
+    if (options_.durability == Durability::kBatch) {
+      uint64_t age_us = NowSteadyUs() - first_unsynced_us_.load(std::memory_order_relaxed);
+      if (age_us < static_cast<uint64_t>(options_.sync_interval_ms) * 1000) continue;
+    }
+    lock.unlock();
+    std::shared_ptr<WritableFile> file;
+    {
+      std::lock_guard flock(file_mu_);
+      file = active_file_;
+    }
+    if (file != nullptr) {
+      unsynced_writes_.store(0, std::memory_order_relaxed);
+      Status s = file->Sync();
+      syncs_.fetch_add(1, std::memory_order_relaxed);
+      if (!s.ok()) {
+        LogWarning("background sync failed, writes stop: " + s.ToString());
+        SetWriteError(s);
+      }
+    }
+    lock.lock();
+  }
+}
+
+Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
+  uint64_t size = seg->size_bytes.load();
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<HintWriter> hint, HintWriter::Create(env_, dir_, seg->id));
+  SegmentScanner scanner(seg->reader.get(), size, seg->path);
+  std::vector<HintEntry> batch;
+  std::vector<std::string> batch_keys;
+  Status s;
+  while (s.ok()) {
+    RecordView rec;
+    uint64_t offset;
+    std::string why;
+    SegmentScanner::Step step = scanner.Next(&rec, &offset, &why);
+    if (step != SegmentScanner::Step::kRecord) {
+      if (!scanner.io_status().ok()) s = scanner.io_status();
+      break;  // damage was reported when the segment was loaded
+    }
+    HintEntry e{rec.flags, rec.seq, rec.expiry_ms, static_cast<uint32_t>(offset), rec.size,
+                rec.key};
+    if (rec.in_batch()) {  // only committed batches go into the hint
+      batch.push_back(e);
+      batch_keys.emplace_back(rec.key);
+      if (rec.batch_commit()) {
+        for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
+          batch[i].key = batch_keys[i];
+          s = hint->Add(batch[i]);
+        }
+        batch.clear();
+        batch_keys.clear();
+      }
+      continue;
+    }
+    batch.clear();
+    batch_keys.clear();
+    s = hint->Add(e);
+  }
+  if (s.ok()) s = hint->Finish(size);
+  if (!s.ok()) {
+    hint->Abandon();
+    return s;
+  }
+  VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  seg->has_hint = true;
+  return Status::Ok();
+}
+
+Status DBImpl::WriteMissingHints() {
+  std::lock_guard lock(compaction_mu_);
+  std::vector<std::shared_ptr<Segment>> todo;
+  {
+    std::shared_lock slock(segments_mu_);
+    for (const auto& [id, seg] : segments_) {
+      if (seg->sealed.load() && !seg->has_hint.load()) todo.push_back(seg);
+    }
+  }
+  for (const auto& seg : todo) {
+    if (bg_stop_) break;
+    VARVE_RETURN_IF_ERROR(WriteHintFromScan(seg));
+  }
+  return Status::Ok();
+}
+
+Status DBImpl::Compact() {
+  PendingWrite w;
+  w.roll = true;  // seal the active segment if it holds dead records
+  VARVE_RETURN_IF_ERROR(WriteImpl(&w));
+  return CompactEligible(true);
+}
+
+Status DBImpl::CompactEligible(bool force) {
+  std::lock_guard lock(compaction_mu_);
+  std::vector<std::pair<double, std::shared_ptr<Segment>>> picked;
+  {
+    std::shared_lock slock(segments_mu_);
+    for (const auto& [id, seg] : segments_) {
+      if (!seg->sealed.load() || seg->compacting.load() || seg->damaged.load()) continue;
+      uint64_t data = seg->data_bytes();
+      uint64_t kept = seg->live_bytes.load() + seg->kept_tombstone_bytes.load();
+      double ratio = data == 0 ? 0.0 : static_cast<double>(kept) / static_cast<double>(data);
+      if (force ? kept < data || data == 0 : ratio < options_.compaction_live_ratio) {
+        picked.emplace_back(ratio, seg);
+      }
+    }
+  }
+  if (picked.empty()) return Status::Ok();
+  std::sort(picked.begin(), picked.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::shared_ptr<Segment>> inputs;
+  for (auto& [ratio, seg] : picked) inputs.push_back(std::move(seg));
+  return CompactSegments(inputs);
+}
+
+void DBImpl::DeleteSegmentFiles(const std::shared_ptr<Segment>& seg) {
+  {
+    std::unique_lock lock(segments_mu_);
+    segments_.erase(seg->id);
+  }
+  // Readers holding the segment keep reading through their open descriptor.
+  Status s = env_->RemoveFile(seg->path);
+  if (!s.ok()) LogWarning("compaction: " + s.ToString());
+  std::string hint = dir_ + "/" + HintFileName(seg->id);
+  if (env_->FileExists(hint)) env_->RemoveFile(hint).ok();
+}
+
+namespace {
+
+struct Copied {
+  std::string key;
+  IndexEntry old;       // where the record was (valid for puts)
+  IndexEntry moved;     // where it goes; offset relative to the output buffer until flushed
+  bool tombstone;
+  uint8_t flags;
+  uint64_t expiry_ms;
+};
+
+}  // namespace
+
+Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs) {
+  for (const auto& in : inputs) in->compacting = true;
+  // A tombstone (or an expired record) may be dropped only if no other segment can hold an
+  // older record of its key: every other segment's oldest record must be newer.
+  std::vector<std::pair<uint32_t, uint64_t>> min_seqs;
+  {
+    std::shared_lock lock(segments_mu_);
+    for (const auto& [id, seg] : segments_) min_seqs.emplace_back(id, seg->min_seq.load());
+  }
+  auto droppable = [&](uint32_t segment, uint64_t seq) {
+    for (const auto& [id, min_seq] : min_seqs) {
+      if (id != segment && min_seq < seq) return false;
+    }
+    return true;
+  };
+
+  std::shared_ptr<Segment> out;
+  std::unique_ptr<WritableFile> out_file;
+  std::string out_buf;
+  std::vector<Copied> pending;        // in out_buf, not yet in the file
+  std::vector<Copied> out_records;    // in the current output file (for its hint)
+  std::vector<std::shared_ptr<Segment>> outputs;
+
+  auto flush = [&]() -> Status {
+    if (out_buf.empty()) return Status::Ok();
+    uint64_t base = out->size_bytes.load();
+    VARVE_RETURN_IF_ERROR(out_file->Append(out_buf));
+    out->size_bytes = base + out_buf.size();
+    compaction_written_.fetch_add(out_buf.size(), std::memory_order_relaxed);
+    out_buf.clear();
+    for (Copied& c : pending) {
+      c.moved.offset += static_cast<uint32_t>(base);
+      out->NoteSeq(c.moved.seq());
+      if (c.tombstone) {
+        out->kept_tombstone_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
+      } else if (index_->ReplaceIf(c.key, c.old, c.moved)) {
+        out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
+        NoteDead(c.old.segment, c.old.size);
+      }
+      out_records.push_back(std::move(c));
+    }
+    pending.clear();
+    return Status::Ok();
+  };
+  auto seal = [&]() -> Status {
+    if (out == nullptr) return Status::Ok();
+    VARVE_RETURN_IF_ERROR(flush());
+    VARVE_RETURN_IF_ERROR(out_file->Sync());
+    VARVE_RETURN_IF_ERROR(out_file->Close());
+    VARVE_ASSIGN_OR_RETURN(std::unique_ptr<HintWriter> hint,
+                           HintWriter::Create(env_, dir_, out->id));
+    for (const Copied& c : out_records) {
+      VARVE_RETURN_IF_ERROR(hint->Add(HintEntry{c.flags, c.moved.seq(), c.expiry_ms,
+                                                c.moved.offset, c.moved.size, c.key}));
+    }
+    VARVE_RETURN_IF_ERROR(hint->Finish(out->size_bytes.load()));
+    out->has_hint = true;
+    out->sealed = true;
+    out->compacting = false;
+    outputs.push_back(out);
+    out.reset();
+    out_file.reset();
+    out_records.clear();
+    return Status::Ok();
+  };
+  auto copy = [&](const RecordView& rec, uint8_t type, const IndexEntry& old) -> Status {
+    size_t size = RecordSize(rec.key.size(), type == kTypePut ? rec.value.size() : 0,
+                             type == kTypePut && rec.expiry_ms != 0);
+    if (out != nullptr && out->size_bytes.load() + out_buf.size() + size >
+                              options_.segment_size_bytes) {
+      VARVE_RETURN_IF_ERROR(seal());
+    }
+    if (out == nullptr) {
+      VARVE_ASSIGN_OR_RETURN(out, CreateSegment(next_segment_id_.fetch_add(1), true, &out_file));
+      out->compacting = true;
+      AddSegment(out);
+    }
+    Copied c;
+    c.key.assign(rec.key);
+    c.old = old;
+    c.tombstone = type == kTypeTombstone;
+    c.expiry_ms = type == kTypePut ? rec.expiry_ms : 0;
+    c.flags = type;
+    c.moved.segment = out->id;
+    c.moved.offset = static_cast<uint32_t>(out_buf.size());
+    c.moved.size = static_cast<uint32_t>(size);
+    c.moved.seq_flags = rec.seq | (c.expiry_ms != 0 ? IndexEntry::kExpiryBit : 0);
+    // Batch flags go: the batch committed long ago, and its records now live apart.
+    AppendRecord(&out_buf, type, rec.seq, c.expiry_ms, rec.key,
+                 type == kTypePut ? rec.value : std::string_view());
+    pending.push_back(std::move(c));
+    if (out_buf.size() >= (1 << 20)) return flush();
+    return Status::Ok();
+  };
+
+  Status status;
+  std::vector<std::shared_ptr<Segment>> done;
+  uint64_t now = NowUnixMs();
+  for (const auto& in : inputs) {
+    if (bg_stop_ && !closed_) break;
+    SegmentScanner scanner(in->reader.get(), in->size_bytes.load(), in->path);
+    bool clean = true;
+    while (status.ok()) {
+      RecordView rec;
+      uint64_t offset;
+      std::string why;
+      SegmentScanner::Step step = scanner.Next(&rec, &offset, &why);
+      if (step == SegmentScanner::Step::kEnd) break;
+      if (step != SegmentScanner::Step::kRecord) {
+        LogWarning("compaction: " + in->path + ": damaged record at offset " +
+                   std::to_string(offset) + " (" + why + "); keeping the segment");
+        in->damaged = true;
+        clean = false;
+        break;
+      }
+      if (rec.tombstone()) {
+        if (!droppable(in->id, rec.seq)) status = copy(rec, kTypeTombstone, IndexEntry{});
+        continue;
+      }
+      IndexEntry cur;
+      if (!index_->Get(rec.key, &cur) || cur.segment != in->id || cur.offset != offset) continue;
+      if (rec.expiry_ms != 0 && rec.expiry_ms <= now) {
+        if (index_->RemoveIf(rec.key, cur)) NoteDead(in->id, cur.size);
+        // The expired record shadows older versions: keep its place as a tombstone if needed.
+        if (!droppable(in->id, rec.seq)) status = copy(rec, kTypeTombstone, IndexEntry{});
+        continue;
+      }
+      status = copy(rec, kTypePut, cur);
+    }
+    if (!status.ok()) break;
+    if (clean) done.push_back(in);
+  }
+  if (status.ok()) status = seal();
+  if (status.ok()) status = env_->SyncDir(dir_);
+  // Deleting an input drops old versions whose newer records may still sit unsynced in the
+  // active segment; sync it first so that a power loss cannot lose both.
+  if (status.ok()) status = Sync();
+  if (!status.ok()) {
+    for (const auto& in : inputs) in->compacting = false;
+    if (out != nullptr) {  // an unfinished output stays; its records are valid up to its size
+      out->compacting = false;
+      out->sealed = true;
+    }
+    return status;
+  }
+  for (const auto& in : done) {
+    compaction_reclaimed_.fetch_add(in->size_bytes.load(), std::memory_order_relaxed);
+    compactions_.fetch_add(1, std::memory_order_relaxed);
+    DeleteSegmentFiles(in);
+  }
+  for (const auto& in : inputs) in->compacting = false;
+  return env_->SyncDir(dir_);
+}
+
+}  // namespace varve

@@ -1,0 +1,554 @@
+#include "engine/db_impl.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/record_format.h"
+#include "util/check.h"
+#include "util/clock.h"
+
+namespace varve {
+
+using namespace format;
+
+uint64_t Segment::data_bytes() const {
+  uint64_t s = size_bytes.load(std::memory_order_relaxed);
+  return s > kFileHeaderBytes ? s - kFileHeaderBytes : 0;
+}
+
+void Segment::NoteSeq(uint64_t seq) {
+  uint64_t cur = min_seq.load(std::memory_order_relaxed);
+  while (seq < cur && !min_seq.compare_exchange_weak(cur, seq)) {
+  }
+  cur = max_seq.load(std::memory_order_relaxed);
+  while (seq > cur && !max_seq.compare_exchange_weak(cur, seq)) {
+  }
+}
+
+Result<std::unique_ptr<DB>> DB::Open(const Options& options, const std::string& path) {
+  if (options.segment_size_bytes < kMinSegmentBytes ||
+      options.segment_size_bytes > kMaxSegmentBytes) {
+    return Status::InvalidArgument("segment_size_bytes must be between 1 MiB and 2 GiB");
+  }
+  if (!(options.compaction_live_ratio > 0 && options.compaction_live_ratio < 1)) {
+    return Status::InvalidArgument("compaction_live_ratio must be in (0, 1)");
+  }
+  auto db = std::make_unique<DBImpl>(options, path);
+  VARVE_RETURN_IF_ERROR(db->Recover());
+  return std::unique_ptr<DB>(std::move(db));
+}
+
+DBImpl::DBImpl(const Options& options, std::string dir)
+    : options_(options),
+      dir_(std::move(dir)),
+      env_(options.env != nullptr ? options.env : Env::Default()),
+      index_(Index::Create(options.index)) {}
+
+DBImpl::~DBImpl() { Close().ok(); }
+
+std::shared_ptr<Segment> DBImpl::FindSegment(uint32_t id) {
+  std::shared_lock lock(segments_mu_);
+  auto it = segments_.find(id);
+  return it == segments_.end() ? nullptr : it->second;
+}
+
+void DBImpl::AddSegment(std::shared_ptr<Segment> seg) {
+  std::unique_lock lock(segments_mu_);
+  segments_[seg->id] = std::move(seg);
+}
+
+void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
+  if (std::shared_ptr<Segment> s = FindSegment(segment)) {
+    s->live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out,
+                         bool* moved) {
+  *moved = false;
+  std::shared_ptr<Segment> seg = FindSegment(entry.segment);
+  if (seg == nullptr) {
+    *moved = true;
+    return Status::NotFound();
+  }
+  thread_local std::string buf;
+  if (buf.size() < entry.size) buf.resize(entry.size);
+  Result<size_t> n = seg->reader->Read(entry.offset, entry.size, buf.data());
+  if (!n.ok()) return n.status();
+  RecordView rec;
+  std::string why;
+  auto where = [&] {
+    return SegmentFileName(seg->id) + " at offset " + std::to_string(entry.offset);
+  };
+  if (*n != entry.size) return Status::Corruption(where() + ": record truncated");
+  if (DecodeRecord(buf.data(), entry.size, &rec, &why) != DecodeOutcome::kOk) {
+    return Status::Corruption(where() + ": " + why);
+  }
+  if (rec.key != key || rec.seq != entry.seq() || rec.tombstone()) {
+    return Status::Corruption(where() + ": record does not match the index");
+  }
+  if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
+  out->value.assign(rec.value);
+  out->version = rec.seq;
+  out->expiry_ms = rec.expiry_ms;
+  if (buf.size() > (1 << 20)) std::string().swap(buf);  // don't pin a huge buffer per thread
+  return Status::Ok();
+}
+
+Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
+  gets_.fetch_add(1, std::memory_order_relaxed);
+  VersionedValue v;
+  for (int attempt = 0;; ++attempt) {
+    IndexEntry e;
+    if (!index_->Get(key, &e)) break;
+    bool moved;
+    Status s = ReadEntry(key, e, &v, &moved);
+    if (moved) {
+      VARVE_CHECK(attempt < 1000000);
+      continue;
+    }
+    if (s.ok()) return v;
+    if (!s.IsNotFound()) return s;
+    break;
+  }
+  get_misses_.fetch_add(1, std::memory_order_relaxed);
+  return Status::NotFound();
+}
+
+Result<std::string> DBImpl::Get(std::string_view key) {
+  Result<VersionedValue> r = GetVersioned(key);
+  if (!r.ok()) return r.status();
+  return std::move(r->value);
+}
+
+uint64_t DBImpl::CurrentVersion(std::string_view key) {
+  IndexEntry e;
+  while (index_->Get(key, &e)) {
+    if (!e.has_expiry()) return e.seq();
+    VersionedValue v;
+    bool moved;
+    Status s = ReadEntry(key, e, &v, &moved);
+    if (moved) continue;
+    return s.ok() ? v.version : 0;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+Status DBImpl::ValidateOp(const WriteOp& op) const {
+  if (op.key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument("key of " + std::to_string(op.key.size()) +
+                                   " bytes exceeds the limit of " + std::to_string(kMaxKeyBytes));
+  }
+  if (op.value.size() > kMaxValueBytes) {
+    return Status::InvalidArgument("value of " + std::to_string(op.value.size()) +
+                                   " bytes exceeds the limit of " +
+                                   std::to_string(kMaxValueBytes));
+  }
+  return Status::Ok();
+}
+
+static uint64_t ExpiryFromTtl(uint64_t ttl_ms) { return ttl_ms == 0 ? 0 : NowUnixMs() + ttl_ms; }
+
+Status DBImpl::Put(std::string_view key, std::string_view value, const PutOptions& opts) {
+  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms)};
+  VARVE_RETURN_IF_ERROR(ValidateOp(op));
+  if (options_.skip_unchanged_writes && op.expiry_ms == 0) {
+    Result<VersionedValue> cur = GetVersioned(key);
+    if (cur.ok() && cur->expiry_ms == 0 && cur->value == value) {
+      skipped_.fetch_add(1, std::memory_order_relaxed);
+      return Status::Ok();
+    }
+  }
+  PendingWrite w;
+  w.ops = &op;
+  w.count = 1;
+  return WriteImpl(&w);
+}
+
+Status DBImpl::Delete(std::string_view key) {
+  WriteOp op{kTypeTombstone, key, {}, 0};
+  VARVE_RETURN_IF_ERROR(ValidateOp(op));
+  PendingWrite w;
+  w.ops = &op;
+  w.count = 1;
+  return WriteImpl(&w);
+}
+
+Status DBImpl::Write(const WriteBatch& batch) {
+  if (batch.Count() == 0) return Status::Ok();
+  std::vector<WriteOp> ops;
+  ops.reserve(batch.Count());
+  uint64_t now = NowUnixMs();
+  uint64_t bytes = 0;
+  for (const WriteBatch::Op& o : batch.ops()) {
+    WriteOp op{o.type == WriteBatch::OpType::kPut ? kTypePut : kTypeTombstone, o.key, o.value,
+               o.ttl_ms == 0 ? 0 : now + o.ttl_ms};
+    VARVE_RETURN_IF_ERROR(ValidateOp(op));
+    bytes += RecordSize(op.key.size(), op.value.size(), op.expiry_ms != 0);
+    ops.push_back(op);
+  }
+  if (bytes > kMaxSegmentBytes) {
+    return Status::InvalidArgument("write batch of " + std::to_string(bytes) +
+                                   " bytes exceeds the 2 GiB limit of one segment");
+  }
+  PendingWrite w;
+  w.ops = ops.data();
+  w.count = ops.size();
+  w.atomic = ops.size() > 1;
+  return WriteImpl(&w);
+}
+
+Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
+                             std::string_view value, const PutOptions& opts,
+                             uint64_t* new_version) {
+  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms)};
+  VARVE_RETURN_IF_ERROR(ValidateOp(op));
+  PendingWrite w;
+  w.ops = &op;
+  w.count = 1;
+  w.conditional = true;
+  w.expected_version = expected_version;
+  Status s = WriteImpl(&w);
+  if (s.ok() && new_version != nullptr) *new_version = w.first_seq;
+  return s;
+}
+
+Status DBImpl::CompareAndDelete(std::string_view key, uint64_t expected_version) {
+  WriteOp op{kTypeTombstone, key, {}, 0};
+  VARVE_RETURN_IF_ERROR(ValidateOp(op));
+  PendingWrite w;
+  w.ops = &op;
+  w.count = 1;
+  w.conditional = true;
+  w.expected_version = expected_version;
+  return WriteImpl(&w);
+}
+
+Status DBImpl::Sync() {
+  PendingWrite w;
+  w.force_sync = true;
+  return WriteImpl(&w);
+}
+
+void DBImpl::SetWriteError(const Status& s) {
+  std::lock_guard lock(write_mu_);
+  if (write_error_.ok()) write_error_ = s;
+}
+
+Status DBImpl::WriteImpl(PendingWrite* w) {
+  std::unique_lock lock(write_mu_);
+  if (closed_) return Status::InvalidArgument("store is closed");
+  if (!write_error_.ok()) {
+    return Status::IOError("writes stopped after an earlier error: " + write_error_.ToString());
+  }
+  writers_.push_back(w);
+  while (!w->done && w != writers_.front()) w->cv.wait(lock);
+  if (w->done) return w->status;
+
+  // Leader: take every queued writer up to a size bound, then commit them with one append.
+  std::vector<PendingWrite*> group;
+  size_t bytes = 0;
+  for (PendingWrite* p : writers_) {
+    size_t b = 0;
+    for (size_t i = 0; i < p->count; ++i) b += p->ops[i].key.size() + p->ops[i].value.size();
+    if (!group.empty() && bytes + b > (4u << 20)) break;
+    bytes += b;
+    group.push_back(p);
+    if (p->roll) break;  // sealing happens at a group boundary
+  }
+  lock.unlock();
+  Status s = CommitGroup(group);
+  lock.lock();
+  if (!s.ok() && write_error_.ok()) write_error_ = s;
+  for (PendingWrite* p : group) {
+    writers_.pop_front();
+    if (!s.ok()) p->status = s;
+    p->done = true;
+    if (p != w) p->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  return w->status;
+}
+
+bool DBImpl::CheckVersion(std::string_view key, uint64_t expected_version,
+                          const std::map<std::string, uint64_t, std::less<>>& overlay) {
+  auto it = overlay.find(key);
+  uint64_t current = it != overlay.end() ? it->second : CurrentVersion(key);
+  return current == expected_version;
+}
+
+Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
+  applied_.clear();
+  write_buf_.clear();
+  std::map<std::string, uint64_t, std::less<>> overlay;  // versions set earlier in this group
+  bool any_conditional = std::any_of(group.begin(), group.end(),
+                                     [](const PendingWrite* w) { return w->conditional; });
+  uint64_t next_seq = last_seq_.load(std::memory_order_relaxed) + 1;
+  bool want_sync = options_.durability == Durability::kSync;
+  bool roll = false;
+  uint64_t user_bytes = 0, records = 0;
+  for (PendingWrite* w : group) {
+    want_sync |= w->force_sync;
+    roll |= w->roll;
+    if (w->count == 0) continue;
+    if (w->conditional) {
+      if (!CheckVersion(w->ops[0].key, w->expected_version, overlay)) {
+        w->status = Status::Aborted("version mismatch for key");
+        continue;
+      }
+    }
+    scratch_.clear();
+    size_t first_applied = applied_.size();
+    for (size_t i = 0; i < w->count; ++i) {
+      const WriteOp& op = w->ops[i];
+      uint8_t flags = op.type;
+      if (w->atomic) {
+        flags |= kFlagInBatch;
+        if (i + 1 == w->count) flags |= kFlagBatchCommit;
+      }
+      uint64_t seq = next_seq++;
+      ++records;
+      size_t before = scratch_.size();
+      AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key,
+                   op.value);
+      applied_.push_back(Applied{op.type, op.expiry_ms != 0 && op.type == kTypePut, op.key, seq,
+                                 static_cast<uint32_t>(before),
+                                 static_cast<uint32_t>(scratch_.size() - before)});
+      user_bytes += op.key.size() + op.value.size();
+      if (any_conditional) overlay[std::string(op.key)] = op.type == kTypePut ? seq : 0;
+    }
+    w->first_seq = applied_[first_applied].seq;
+    // Roll first if these records would overflow the active segment (a writer's records, and
+    // so a batch, never span segments).
+    uint64_t seg_size = active_->size_bytes.load(std::memory_order_relaxed);
+    if (seg_size + write_buf_.size() + scratch_.size() > options_.segment_size_bytes &&
+        seg_size + write_buf_.size() > kFileHeaderBytes) {
+      std::vector<Applied> tail(applied_.begin() + static_cast<ptrdiff_t>(first_applied),
+                                applied_.end());
+      applied_.resize(first_applied);
+      // The records before the roll reach the index before their segment is sealed, so that
+      // compaction never sees a sealed segment whose live records are not yet indexed.
+      VARVE_RETURN_IF_ERROR(AppendBuffer(&applied_));
+      VARVE_RETURN_IF_ERROR(SyncActive());
+      ApplyToIndex(applied_);
+      VARVE_RETURN_IF_ERROR(RollSegment());
+      applied_ = std::move(tail);
+    }
+    // Offsets so far are relative to scratch_; make them relative to write_buf_.
+    for (size_t i = applied_.size() - w->count; i < applied_.size(); ++i) {
+      applied_[i].offset += static_cast<uint32_t>(write_buf_.size());
+    }
+    write_buf_.append(scratch_);
+  }
+  VARVE_RETURN_IF_ERROR(AppendBuffer(&applied_));
+  if (records > 0) {
+    user_bytes_.fetch_add(user_bytes, std::memory_order_relaxed);
+  }
+  if (options_.durability == Durability::kBatch && !want_sync &&
+      unsynced_writes_.load(std::memory_order_relaxed) >= options_.sync_batch_writes) {
+    want_sync = true;
+  }
+  if (want_sync) VARVE_RETURN_IF_ERROR(SyncActive());
+  ApplyToIndex(applied_);
+  applied_.clear();
+  if (roll && active_->data_bytes() > active_->live_bytes.load()) {
+    VARVE_RETURN_IF_ERROR(RollSegment());
+  }
+  groups_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+// Appends write_buf_ to the active segment; offsets in *applied become segment offsets.
+Status DBImpl::AppendBuffer(std::vector<Applied>* applied) {
+  if (write_buf_.empty()) return Status::Ok();
+  uint64_t base = active_->size_bytes.load(std::memory_order_relaxed);
+  Status s = active_file_->Append(write_buf_);
+  if (!s.ok()) return s;
+  for (Applied& a : *applied) {
+    a.offset += static_cast<uint32_t>(base);
+    active_->NoteSeq(a.seq);
+    last_seq_.store(std::max(last_seq_.load(std::memory_order_relaxed), a.seq),
+                    std::memory_order_release);
+  }
+  active_->size_bytes.store(base + write_buf_.size(), std::memory_order_release);
+  log_bytes_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
+  if (unsynced_writes_.fetch_add(applied->size(), std::memory_order_relaxed) == 0) {
+    first_unsynced_us_.store(NowSteadyUs(), std::memory_order_relaxed);
+  }
+  write_buf_.clear();
+  return Status::Ok();
+}
+
+void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
+  for (const Applied& a : applied) {
+    IndexEntry old;
+    bool had_old;
+    if (a.type == kTypePut) {
+      IndexEntry e;
+      e.segment = active_->id;
+      e.offset = a.offset;
+      e.size = a.size;
+      e.seq_flags = a.seq | (a.has_expiry ? IndexEntry::kExpiryBit : 0);
+      had_old = index_->Put(a.key, e, &old);
+      active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
+      puts_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      had_old = index_->Remove(a.key, &old);
+      deletes_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (had_old) NoteDead(old.segment, old.size);
+  }
+}
+
+Status DBImpl::SyncActive() {
+  unsynced_writes_.store(0, std::memory_order_relaxed);
+  Status s = active_file_->Sync();
+  syncs_.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compaction_output,
+                                                       std::unique_ptr<WritableFile>* file) {
+  auto seg = std::make_shared<Segment>();
+  seg->id = id;
+  seg->path = dir_ + "/" + SegmentFileName(id);
+  seg->compaction_output = compaction_output;
+  VARVE_ASSIGN_OR_RETURN(*file, env_->NewWritableFile(seg->path));
+  char header[kFileHeaderBytes];
+  EncodeFileHeader(header, FileHeader{kSegmentMagic,
+                                      compaction_output ? kFileFlagCompactionOutput : 0u, id});
+  VARVE_RETURN_IF_ERROR((*file)->Append(std::string_view(header, kFileHeaderBytes)));
+  VARVE_RETURN_IF_ERROR((*file)->Sync());
+  VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  VARVE_ASSIGN_OR_RETURN(seg->reader, env_->NewRandomAccessFile(seg->path));
+  seg->reader->AdviseRandom();
+  seg->size_bytes = kFileHeaderBytes;
+  return seg;
+}
+
+Status DBImpl::RollSegment() {
+  VARVE_RETURN_IF_ERROR(SyncActive());
+  std::unique_ptr<WritableFile> file;
+  VARVE_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg,
+                         CreateSegment(next_segment_id_.fetch_add(1), false, &file));
+  std::shared_ptr<WritableFile> old_file;
+  {
+    std::lock_guard lock(file_mu_);
+    old_file = std::move(active_file_);
+    active_file_ = std::move(file);
+  }
+  // old_file closes when the sync thread is done with it too; it was synced above.
+  old_file.reset();
+  active_->sealed.store(true);
+  AddSegment(seg);
+  active_ = std::move(seg);
+  {
+    std::lock_guard lock(bg_mu_);
+    bg_cv_.notify_all();  // the maintenance thread writes the sealed segment's hint
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats and close
+
+Stats DBImpl::GetStats() {
+  Stats st;
+  st.keys = index_->Size();
+  {
+    std::shared_lock lock(segments_mu_);
+    for (const auto& [id, seg] : segments_) {
+      uint64_t live = seg->live_bytes.load(std::memory_order_relaxed);
+      uint64_t data = seg->data_bytes();
+      st.live_bytes += live;
+      st.dead_bytes += data > live ? data - live : 0;
+      st.disk_bytes += seg->size_bytes.load(std::memory_order_relaxed);
+      ++st.segments;
+      if (seg->sealed.load()) ++st.sealed_segments;
+    }
+  }
+  st.compactions = compactions_.load();
+  st.compaction_bytes_written = compaction_written_.load();
+  st.compaction_bytes_reclaimed = compaction_reclaimed_.load();
+  st.user_bytes_written = user_bytes_.load();
+  st.log_bytes_written = log_bytes_.load();
+  st.puts = puts_.load();
+  st.deletes = deletes_.load();
+  st.gets = gets_.load();
+  st.get_misses = get_misses_.load();
+  st.skipped_unchanged_writes = skipped_.load();
+  st.syncs = syncs_.load();
+  st.write_groups = groups_.load();
+  st.index_memory_bytes = index_->MemoryBytes();
+  st.last_sequence = last_seq_.load();
+  if (st.user_bytes_written > 0) {
+    st.write_amplification =
+        static_cast<double>(st.log_bytes_written + st.compaction_bytes_written) /
+        static_cast<double>(st.user_bytes_written);
+  }
+  return st;
+}
+
+Status DBImpl::Close() {
+  {
+    std::unique_lock lock(write_mu_);
+    if (closed_) return Status::Ok();
+    closed_ = true;
+  }
+  {
+    std::lock_guard lock(bg_mu_);
+    bg_stop_ = true;
+    bg_cv_.notify_all();
+  }
+  if (maintenance_thread_.joinable()) maintenance_thread_.join();
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (lock_ == nullptr) return Status::Ok();  // never opened
+  // Wait for queued writers (they were admitted before closed_ was set).
+  {
+    std::unique_lock lock(write_mu_);
+    while (!writers_.empty()) {
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
+  }
+  Status result;
+  std::lock_guard compaction_lock(compaction_mu_);
+  if (active_file_ != nullptr) {
+    Status s = SyncActive();
+    if (result.ok()) result = s;
+    s = active_file_->Close();
+    if (result.ok()) result = s;
+  }
+  if (result.ok()) {
+    // A hint for the tail too, so that the next open reads no segment data at all.
+    std::vector<std::shared_ptr<Segment>> segs;
+    {
+      std::shared_lock lock(segments_mu_);
+      for (const auto& [id, seg] : segments_) segs.push_back(seg);
+    }
+    for (const auto& seg : segs) {
+      if (seg->has_hint.load()) continue;
+      Status s = WriteHintFromScan(seg);
+      if (!s.ok() && result.ok()) result = s;
+    }
+    Status s = env_->SyncDir(dir_);
+    if (result.ok()) result = s;
+  }
+  active_file_.reset();
+  active_.reset();
+  {
+    std::unique_lock lock(segments_mu_);
+    segments_.clear();
+  }
+  lock_.reset();
+  return result;
+}
+
+}  // namespace varve

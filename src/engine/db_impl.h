@@ -1,0 +1,180 @@
+// DBImpl: the engine behind varve::DB. See docs/design.md for threads and crash consistency.
+//
+// Threads: callers (reads; writes queue and one of them leads a group commit), one maintenance
+// thread (hint files, background compaction), one sync thread (kInterval / kBatch durability).
+// Locks, outer to inner: compaction_mu_ > write_mu_ > segments_mu_ > index shard locks;
+// file_mu_ and stats are leaves.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/index.h"
+#include "engine/record.h"
+#include "varve/db.h"
+#include "varve/env.h"
+
+namespace varve {
+
+struct Segment {
+  uint32_t id = 0;
+  std::string path;
+  bool compaction_output = false;
+  std::unique_ptr<RandomAccessFile> reader;
+  std::atomic<uint64_t> size_bytes{0};  // file bytes, header included
+  std::atomic<uint64_t> live_bytes{0};  // bytes of records the index points at
+  // Tombstones that compaction had to keep: not garbage, so they do not make the segment a
+  // compaction candidate again.
+  std::atomic<uint64_t> kept_tombstone_bytes{0};
+  std::atomic<uint64_t> min_seq{UINT64_MAX};
+  std::atomic<uint64_t> max_seq{0};
+  std::atomic<bool> sealed{false};
+  std::atomic<bool> has_hint{false};
+  std::atomic<bool> compacting{false};
+  std::atomic<bool> damaged{false};  // a record failed its checksum: never compact it away
+
+  uint64_t data_bytes() const;
+  void NoteSeq(uint64_t seq);
+};
+
+// One operation of a write group.
+struct WriteOp {
+  uint8_t type = format::kTypePut;
+  std::string_view key;
+  std::string_view value;
+  uint64_t expiry_ms = 0;
+};
+
+class DBImpl final : public DB {
+ public:
+  DBImpl(const Options& options, std::string dir);
+  ~DBImpl() override;
+
+  Status Recover();
+
+  Status Put(std::string_view key, std::string_view value, const PutOptions& opts) override;
+  Result<std::string> Get(std::string_view key) override;
+  Result<VersionedValue> GetVersioned(std::string_view key) override;
+  Status Delete(std::string_view key) override;
+  Status Write(const WriteBatch& batch) override;
+  Status CompareAndSet(std::string_view key, uint64_t expected_version, std::string_view value,
+                       const PutOptions& opts, uint64_t* new_version) override;
+  Status CompareAndDelete(std::string_view key, uint64_t expected_version) override;
+  std::unique_ptr<Iterator> NewIterator(const ReadOptions& opts) override;
+  Status Compact() override;
+  Status Sync() override;
+  Stats GetStats() override;
+  Status Close() override;
+
+  // For the iterator: reads the record entry points at. *moved is set (and NotFound returned)
+  // when the segment is gone because compaction moved the record; look the key up again.
+  Status ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out,
+                   bool* moved);
+  Index* index() { return index_.get(); }
+
+ private:
+  struct PendingWrite {
+    const WriteOp* ops = nullptr;
+    size_t count = 0;
+    bool atomic = false;       // a WriteBatch: all-or-nothing records
+    bool conditional = false;  // compare-and-set / compare-and-delete
+    uint64_t expected_version = 0;
+    bool force_sync = false;  // Sync(): make everything durable
+    bool roll = false;        // Compact(): seal the active segment if it holds garbage
+    uint64_t first_seq = 0;   // out: sequence of the first record written
+    Status status;
+    bool done = false;
+    std::condition_variable cv;
+  };
+  struct Applied {
+    uint8_t type;
+    bool has_expiry;
+    std::string_view key;
+    uint64_t seq;
+    uint32_t offset;
+    uint32_t size;
+  };
+
+  Status ValidateOp(const WriteOp& op) const;
+  Status WriteImpl(PendingWrite* w);
+  Status CommitGroup(const std::vector<PendingWrite*>& group);
+  Status AppendBuffer(std::vector<Applied>* applied);
+  void ApplyToIndex(const std::vector<Applied>& applied);
+  Status RollSegment();
+  Status SyncActive();
+  Result<std::shared_ptr<Segment>> CreateSegment(uint32_t id, bool compaction_output,
+                                                 std::unique_ptr<WritableFile>* file);
+  bool CheckVersion(std::string_view key, uint64_t expected_version,
+                    const std::map<std::string, uint64_t, std::less<>>& overlay);
+  uint64_t CurrentVersion(std::string_view key);
+  void SetWriteError(const Status& s);
+
+  std::shared_ptr<Segment> FindSegment(uint32_t id);
+  void AddSegment(std::shared_ptr<Segment> seg);
+  void NoteDead(uint32_t segment, uint64_t bytes);
+
+  // Recovery (recovery.cc).
+  Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
+  Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
+
+  // Hints and compaction (compaction.cc).
+  void MaintenanceLoop();
+  void SyncLoop();
+  Status WriteHintFromScan(const std::shared_ptr<Segment>& seg);
+  Status WriteMissingHints();
+  Status CompactEligible(bool force);
+  Status CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs);
+  void DeleteSegmentFiles(const std::shared_ptr<Segment>& seg);
+
+  const Options options_;
+  const std::string dir_;
+  Env* const env_;
+  std::unique_ptr<Index> index_;
+  std::unique_ptr<FileLock> lock_;
+
+  // Segments by id.
+  std::shared_mutex segments_mu_;
+  std::map<uint32_t, std::shared_ptr<Segment>> segments_;
+
+  // Write path.
+  std::mutex write_mu_;
+  std::deque<PendingWrite*> writers_;
+  Status write_error_;  // set once a write or sync fails: writes stop, reads go on
+  bool closed_ = false;
+  // Owned by the group-commit leader.
+  std::shared_ptr<Segment> active_;
+  std::string write_buf_;
+  std::string scratch_;
+  std::vector<Applied> applied_;
+  std::atomic<uint64_t> last_seq_{0};
+  std::atomic<uint32_t> next_segment_id_{1};
+
+  // The active file, shared with the sync thread.
+  std::mutex file_mu_;
+  std::shared_ptr<WritableFile> active_file_;
+  std::atomic<uint64_t> unsynced_writes_{0};
+  std::atomic<uint64_t> first_unsynced_us_{0};
+
+  // Background threads.
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  std::atomic<bool> bg_stop_{false};
+  std::thread maintenance_thread_;
+  std::thread sync_thread_;
+  std::mutex compaction_mu_;
+
+  // Counters.
+  std::atomic<uint64_t> puts_{0}, deletes_{0}, gets_{0}, get_misses_{0}, skipped_{0};
+  std::atomic<uint64_t> user_bytes_{0}, log_bytes_{0}, syncs_{0}, groups_{0};
+  std::atomic<uint64_t> compactions_{0}, compaction_written_{0}, compaction_reclaimed_{0};
+};
+
+}  // namespace varve

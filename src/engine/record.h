@@ -1,0 +1,53 @@
+// Encoding and decoding of log records, file headers and hint entries (docs/format.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "engine/record_format.h"
+#include "varve/status.h"
+
+namespace varve {
+
+struct RecordView {
+  uint8_t flags = 0;
+  uint64_t seq = 0;
+  uint64_t expiry_ms = 0;  // 0 = never
+  std::string_view key;
+  std::string_view value;
+  uint32_t size = 0;  // whole record bytes
+
+  bool tombstone() const { return (flags & format::kTypeMask) == format::kTypeTombstone; }
+  bool in_batch() const { return (flags & format::kFlagInBatch) != 0; }
+  bool batch_commit() const { return (flags & format::kFlagBatchCommit) != 0; }
+};
+
+size_t RecordSize(size_t key_len, size_t value_len, bool has_expiry);
+// Appends one record; flags carry type and batch bits (the expiry bit is derived).
+void AppendRecord(std::string* dst, uint8_t flags, uint64_t seq, uint64_t expiry_ms,
+                  std::string_view key, std::string_view value);
+
+enum class DecodeOutcome { kOk, kTruncated, kCorrupt };
+// Decodes the record at the start of [data, data + n). kTruncated: the bytes end inside the
+// record (*needed, if given, receives the full size when the header was readable). kCorrupt:
+// checksum mismatch or impossible fields; *why says which.
+DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::string* why,
+                           size_t* needed = nullptr);
+
+struct FileHeader {
+  std::string_view magic;
+  uint32_t flags = 0;
+  uint64_t segment_id = 0;
+};
+void EncodeFileHeader(char* dst, const FileHeader& h);  // writes kFileHeaderBytes
+// Checks magic (must equal expected_magic), version and checksum.
+Status DecodeFileHeader(const char* src, size_t n, std::string_view expected_magic,
+                        const std::string& file, FileHeader* out);
+
+std::string SegmentFileName(uint32_t id);  // "0000000042.vlog"
+std::string HintFileName(uint32_t id);     // "0000000042.hint"
+// Parses "NNNNNNNNNN.vlog" / ".hint"; returns false for other names.
+bool ParseFileName(std::string_view name, uint32_t* id, std::string_view* ext);
+
+}  // namespace varve

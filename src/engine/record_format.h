@@ -1,0 +1,44 @@
+// Constants of the segment and hint file formats. docs/format.md describes both byte by byte.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace varve::format {
+
+constexpr uint16_t kMajorVersion = 1;
+constexpr uint16_t kMinorVersion = 0;
+
+// File header shared by segment and hint files (32 bytes):
+//   magic[8] | major u16 | minor u16 | flags u32 | segment_id u64 | reserved u32 | crc u32
+constexpr size_t kFileHeaderBytes = 32;
+constexpr std::string_view kSegmentMagic = "VARVSEG1";
+constexpr std::string_view kHintMagic = "VARVHNT1";
+constexpr uint32_t kFileFlagCompactionOutput = 1;  // segment written by compaction
+
+// Record: crc u32 | flags u8 | seq u64 | [expiry_ms u64] | varint key_len | varint value_len |
+//         key | value.  crc = masked CRC32C of every byte after the crc field.
+constexpr size_t kRecordMinHeaderBytes = 4 + 1 + 8 + 1 + 1;
+constexpr size_t kRecordMaxHeaderBytes = 4 + 1 + 8 + 8 + 10 + 10;
+
+constexpr uint8_t kTypeMask = 0x03;
+constexpr uint8_t kTypePut = 0x00;
+constexpr uint8_t kTypeTombstone = 0x01;
+constexpr uint8_t kFlagHasExpiry = 0x04;
+constexpr uint8_t kFlagInBatch = 0x08;      // part of an atomic batch
+constexpr uint8_t kFlagBatchCommit = 0x10;  // last record of an atomic batch
+constexpr uint8_t kKnownFlags = 0x1f;
+
+// Limits: a record must fit a segment offset and size in 32 bits.
+constexpr uint64_t kMaxKeyBytes = 64ull << 20;     // 64 MiB
+constexpr uint64_t kMaxValueBytes = 1024ull << 20;  // 1 GiB
+constexpr uint64_t kMinSegmentBytes = 1ull << 20;
+constexpr uint64_t kMaxSegmentBytes = 2048ull << 20;
+
+// Hint entry: flags u8 | seq u64 | [expiry_ms u64] | offset u32 | record_size u32 |
+//             varint key_len | key
+// Hint footer (24 bytes): entry_count u64 | segment_bytes u64 | crc u32 | end magic u32
+constexpr size_t kHintFooterBytes = 24;
+constexpr uint32_t kHintEndMagic = 0x31544e48;  // "HNT1"
+
+}  // namespace varve::format

@@ -1,0 +1,246 @@
+// Opening a store: lock the directory, load hint files (in parallel), scan segments that have
+// none, cut a torn tail, rebuild live-byte counts, and pick the segment to append to.
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "engine/db_impl.h"
+#include "engine/segment_io.h"
+#include "util/clock.h"
+#include "util/logging.h"
+
+namespace varve {
+
+using namespace format;
+
+namespace {
+
+IndexEntry EntryFor(uint32_t segment, uint64_t offset, uint32_t size, uint8_t flags, uint64_t seq,
+                    uint64_t expiry_ms, uint64_t now_ms) {
+  IndexEntry e;
+  e.segment = segment;
+  e.offset = static_cast<uint32_t>(offset);
+  e.size = size;
+  e.seq_flags = seq & IndexEntry::kSeqMask;
+  bool tombstone = (flags & kTypeMask) == kTypeTombstone;
+  // An expired record still shadows older versions of its key, so it goes in as a tombstone.
+  if (tombstone || (expiry_ms != 0 && expiry_ms <= now_ms)) e.seq_flags |= IndexEntry::kTombstoneBit;
+  if (expiry_ms != 0) e.seq_flags |= IndexEntry::kExpiryBit;
+  return e;
+}
+
+}  // namespace
+
+Status DBImpl::Recover() {
+  if (!env_->FileExists(dir_)) {
+    if (!options_.create_if_missing) {
+      return Status::NotFound(dir_ + ": no store here (create_if_missing is off)");
+    }
+  }
+  VARVE_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir_));
+  VARVE_ASSIGN_OR_RETURN(lock_, env_->LockFile(dir_ + "/LOCK"));
+  VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
+
+  std::set<uint32_t> segment_ids;
+  for (const std::string& name : names) {
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+      env_->RemoveFile(dir_ + "/" + name).ok();  // an unfinished hint
+      continue;
+    }
+    uint32_t id;
+    std::string_view ext;
+    if (ParseFileName(name, &id, &ext) && ext == "vlog") segment_ids.insert(id);
+  }
+  if (!segment_ids.empty() && options_.error_if_exists) {
+    return Status::InvalidArgument(dir_ + ": store exists (error_if_exists is on)");
+  }
+
+  // Open every segment and check its header.
+  std::vector<std::shared_ptr<Segment>> segs;
+  for (uint32_t id : segment_ids) {
+    auto seg = std::make_shared<Segment>();
+    seg->id = id;
+    seg->path = dir_ + "/" + SegmentFileName(id);
+    VARVE_ASSIGN_OR_RETURN(seg->reader, env_->NewRandomAccessFile(seg->path));
+    VARVE_ASSIGN_OR_RETURN(uint64_t size, seg->reader->Size());
+    char header[kFileHeaderBytes];
+    VARVE_ASSIGN_OR_RETURN(size_t n, seg->reader->Read(0, kFileHeaderBytes, header));
+    FileHeader fh;
+    Status hs = DecodeFileHeader(header, n, kSegmentMagic, seg->path, &fh);
+    if (!hs.ok() && id == *segment_ids.rbegin() && size <= kFileHeaderBytes) {
+      // Created but its header never reached the disk: nothing was acknowledged in it.
+      LogWarning(seg->path + ": removing a segment with a torn header (" + hs.ToString() + ")");
+      seg->reader.reset();
+      VARVE_RETURN_IF_ERROR(env_->RemoveFile(seg->path));
+      env_->RemoveFile(dir_ + "/" + HintFileName(id)).ok();
+      continue;
+    }
+    VARVE_RETURN_IF_ERROR(hs);
+    if (fh.segment_id != id) {
+      return Status::Corruption(seg->path + ": header names segment " +
+                                std::to_string(fh.segment_id));
+    }
+    seg->compaction_output = (fh.flags & kFileFlagCompactionOutput) != 0;
+    seg->size_bytes = size;
+    seg->reader->AdviseRandom();
+    segs.push_back(std::move(seg));
+  }
+
+  std::shared_ptr<Segment> tail;
+  for (const auto& seg : segs) {
+    if (!seg->compaction_output) tail = seg;  // the newest segment the writer appended to
+  }
+
+  // Load segments in parallel, largest first.
+  std::vector<std::shared_ptr<Segment>> order = segs;
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a->size_bytes > b->size_bytes; });
+  unsigned threads = options_.open_threads != 0 ? options_.open_threads
+                                                 : std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min<unsigned>(threads, std::max<size_t>(1, order.size()));
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  Status first_error;
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < order.size();) {
+      bool truncated = false;
+      Status s = LoadSegment(order[i], order[i] == tail, &truncated);
+      if (!s.ok()) {
+        std::lock_guard lock(err_mu);
+        if (first_error.ok()) first_error = s;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  VARVE_RETURN_IF_ERROR(first_error);
+
+  index_->DropTombstones();
+  std::map<uint32_t, Segment*> by_id;
+  uint64_t max_seq = 0;
+  uint32_t max_id = 0;
+  for (const auto& seg : segs) {
+    by_id[seg->id] = seg.get();
+    max_seq = std::max(max_seq, seg->max_seq.load());
+    max_id = std::max(max_id, seg->id);
+    segments_[seg->id] = seg;
+  }
+  index_->ForEach([&](std::string_view, const IndexEntry& e) {
+    by_id[e.segment]->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
+  });
+  last_seq_ = max_seq;
+  next_segment_id_ = max_id + 1;
+
+  for (const auto& seg : segs) {
+    if (seg != tail) seg->sealed = true;
+  }
+  if (tail != nullptr && tail->size_bytes.load() < options_.segment_size_bytes) {
+    // Keep appending to the tail; its hint (written at close) goes stale with the first write.
+    if (tail->has_hint.load()) {
+      VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + HintFileName(tail->id)));
+      tail->has_hint = false;
+    }
+    VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env_->NewAppendableFile(tail->path));
+    if (f->Size() != tail->size_bytes.load()) {
+      return Status::IOError(tail->path + ": size changed while opening");
+    }
+    active_file_ = std::move(f);
+    active_ = tail;
+  } else {
+    if (tail != nullptr) tail->sealed = true;
+    std::unique_ptr<WritableFile> f;
+    VARVE_ASSIGN_OR_RETURN(active_, CreateSegment(next_segment_id_.fetch_add(1), false, &f));
+    active_file_ = std::move(f);
+    segments_[active_->id] = active_;
+  }
+
+  maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
+  if (options_.durability == Durability::kInterval || options_.durability == Durability::kBatch) {
+    sync_thread_ = std::thread([this] { SyncLoop(); });
+  }
+  return Status::Ok();
+}
+
+Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated) {
+  *truncated = false;
+  std::string hint_path = dir_ + "/" + HintFileName(seg->id);
+  if (env_->FileExists(hint_path)) {
+    uint64_t now = NowUnixMs();
+    Status s = ReadHintFile(env_, hint_path, seg->id, seg->size_bytes.load(),
+                            [&](const HintEntry& h) {
+                              IndexEntry e = EntryFor(seg->id, h.offset, h.size, h.flags, h.seq,
+                                                      h.expiry_ms, now);
+                              IndexEntry old;
+                              bool replaced;
+                              index_->PutIfNewer(h.key, e, &old, &replaced);
+                              seg->NoteSeq(h.seq);
+                            });
+    if (s.ok()) {
+      seg->has_hint = true;
+      return s;
+    }
+    LogWarning(s.ToString() + "; rebuilding the index of " + SegmentFileName(seg->id) +
+               " from its records");
+    env_->RemoveFile(hint_path).ok();
+  }
+  return ScanSegmentIntoIndex(seg, is_tail);
+}
+
+Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail) {
+  uint64_t file_size = seg->size_bytes.load();
+  SegmentScanner scanner(seg->reader.get(), file_size, seg->path);
+  std::vector<std::pair<std::string, IndexEntry>> batch;  // records of an uncommitted batch
+  uint64_t last_good = kFileHeaderBytes;
+  uint64_t now = NowUnixMs();
+  auto apply = [&](std::string_view key, const IndexEntry& e) {
+    IndexEntry old;
+    bool replaced;
+    index_->PutIfNewer(key, e, &old, &replaced);
+    seg->NoteSeq(e.seq());
+  };
+  while (true) {
+    RecordView rec;
+    uint64_t offset;
+    std::string why;
+    SegmentScanner::Step step = scanner.Next(&rec, &offset, &why);
+    if (step == SegmentScanner::Step::kRecord) {
+      IndexEntry e = EntryFor(seg->id, offset, rec.size, rec.flags, rec.seq, rec.expiry_ms, now);
+      if (rec.in_batch()) {
+        batch.emplace_back(std::string(rec.key), e);
+        if (rec.batch_commit()) {
+          for (const auto& [k, be] : batch) apply(k, be);
+          batch.clear();
+          last_good = offset + rec.size;
+        }
+      } else {
+        batch.clear();  // a batch without its commit record never happened
+        apply(rec.key, e);
+        last_good = offset + rec.size;
+      }
+      continue;
+    }
+    if (step == SegmentScanner::Step::kEnd && batch.empty()) break;
+    if (!scanner.io_status().ok()) return scanner.io_status();
+    std::string what = step == SegmentScanner::Step::kEnd ? "an uncommitted batch"
+                       : step == SegmentScanner::Step::kTruncated
+                           ? "a truncated record"
+                           : "a damaged record (" + why + ")";
+    if (is_tail) {
+      LogWarning(seg->path + ": cutting the torn tail at offset " + std::to_string(last_good) +
+                 " (" + what + " at offset " + std::to_string(offset) + ", " +
+                 std::to_string(file_size - last_good) + " bytes dropped)");
+      VARVE_RETURN_IF_ERROR(env_->Truncate(seg->path, last_good));
+      seg->size_bytes = last_good;
+    } else {
+      seg->damaged = true;
+      LogWarning(seg->path + ": " + what + " at offset " + std::to_string(offset) +
+                 "; later records of this segment are not loaded (run `varve check`)");
+    }
+    break;
+  }
+  return Status::Ok();
+}
+
+}  // namespace varve

@@ -1,0 +1,204 @@
+#include "engine/segment_io.h"
+
+#include <cstring>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace varve {
+
+using namespace format;
+
+SegmentScanner::SegmentScanner(const RandomAccessFile* file, uint64_t file_size, std::string name)
+    : file_(file),
+      file_size_(file_size),
+      name_(std::move(name)),
+      buf_file_offset_(kFileHeaderBytes) {}
+
+bool SegmentScanner::Fill(size_t want) {
+  if (len_ - pos_ >= want) return true;
+  // Slide the unread bytes to the front, then read more.
+  std::memmove(buf_.data(), buf_.data() + pos_, len_ - pos_);
+  buf_file_offset_ += pos_;
+  len_ -= pos_;
+  pos_ = 0;
+  uint64_t remaining = file_size_ - (buf_file_offset_ + len_);
+  size_t target = std::max<size_t>(want, 1 << 20);
+  if (buf_.size() < target) buf_.resize(target);
+  size_t to_read = static_cast<size_t>(std::min<uint64_t>(buf_.size() - len_, remaining));
+  if (to_read > 0) {
+    Result<size_t> n = file_->Read(buf_file_offset_ + len_, to_read, buf_.data() + len_);
+    if (!n.ok()) {
+      io_status_ = n.status();
+      return false;
+    }
+    len_ += *n;
+  }
+  return len_ - pos_ >= want;
+}
+
+SegmentScanner::Step SegmentScanner::Next(RecordView* rec, uint64_t* offset, std::string* why) {
+  Fill(kRecordMaxHeaderBytes);
+  if (!io_status_.ok()) {
+    *offset = buf_file_offset_ + pos_;
+    *why = io_status_.ToString();
+    return Step::kCorrupt;
+  }
+  *offset = buf_file_offset_ + pos_;
+  if (len_ == pos_) return Step::kEnd;
+  size_t needed = 0;
+  DecodeOutcome d = DecodeRecord(buf_.data() + pos_, len_ - pos_, rec, why, &needed);
+  if (d == DecodeOutcome::kTruncated && needed > len_ - pos_) {
+    if (*offset + needed > file_size_) return Step::kTruncated;
+    Fill(needed);
+    if (!io_status_.ok()) {
+      *why = io_status_.ToString();
+      return Step::kCorrupt;
+    }
+    d = DecodeRecord(buf_.data() + pos_, len_ - pos_, rec, why, &needed);
+  }
+  if (d == DecodeOutcome::kTruncated) return Step::kTruncated;
+  if (d == DecodeOutcome::kCorrupt) return Step::kCorrupt;
+  pos_ += rec->size;
+  return Step::kRecord;
+}
+
+HintWriter::HintWriter(Env* env, std::string tmp, std::string final_path,
+                       std::unique_ptr<WritableFile> f)
+    : env_(env), tmp_path_(std::move(tmp)), final_path_(std::move(final_path)), file_(std::move(f)) {}
+
+Result<std::unique_ptr<HintWriter>> HintWriter::Create(Env* env, const std::string& dir,
+                                                       uint32_t segment_id) {
+  std::string final_path = dir + "/" + HintFileName(segment_id);
+  std::string tmp = final_path + ".tmp";
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env->NewWritableFile(tmp));
+  std::unique_ptr<HintWriter> w(new HintWriter(env, tmp, final_path, std::move(f)));
+  char header[kFileHeaderBytes];
+  EncodeFileHeader(header, FileHeader{kHintMagic, 0, segment_id});
+  w->buf_.append(header, kFileHeaderBytes);
+  return w;
+}
+
+Status HintWriter::FlushBuffer() {
+  crc_ = crc32c::Extend(crc_, buf_.data(), buf_.size());
+  Status s = file_->Append(buf_);
+  buf_.clear();
+  return s;
+}
+
+Status HintWriter::Add(const HintEntry& e) {
+  char head[1 + 8 + 8 + 4 + 4 + kMaxVarint64Bytes];
+  char* p = head;
+  uint8_t flags = e.flags & static_cast<uint8_t>(~kFlagHasExpiry);
+  if (e.expiry_ms != 0) flags |= kFlagHasExpiry;
+  *p++ = static_cast<char>(flags);
+  EncodeFixed64(p, e.seq);
+  p += 8;
+  if (e.expiry_ms != 0) {
+    EncodeFixed64(p, e.expiry_ms);
+    p += 8;
+  }
+  EncodeFixed32(p, e.offset);
+  EncodeFixed32(p + 4, e.size);
+  p = EncodeVarint64(p + 8, e.key.size());
+  buf_.append(head, static_cast<size_t>(p - head));
+  buf_.append(e.key);
+  ++count_;
+  if (buf_.size() >= (1 << 20)) return FlushBuffer();
+  return Status::Ok();
+}
+
+Status HintWriter::Finish(uint64_t segment_bytes) {
+  char footer[kHintFooterBytes];
+  EncodeFixed64(footer, count_);
+  EncodeFixed64(footer + 8, segment_bytes);
+  buf_.append(footer, 16);
+  uint32_t crc = crc32c::Extend(crc_, buf_.data(), buf_.size());
+  PutFixed32(&buf_, crc32c::Mask(crc));
+  PutFixed32(&buf_, kHintEndMagic);
+  VARVE_RETURN_IF_ERROR(file_->Append(buf_));
+  buf_.clear();
+  VARVE_RETURN_IF_ERROR(file_->Sync());
+  VARVE_RETURN_IF_ERROR(file_->Close());
+  return env_->RenameFile(tmp_path_, final_path_);
+}
+
+void HintWriter::Abandon() {
+  file_->Close().ok();
+  env_->RemoveFile(tmp_path_).ok();
+}
+
+Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
+                    uint64_t segment_bytes, const std::function<void(const HintEntry&)>& fn) {
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env->NewRandomAccessFile(path));
+  VARVE_ASSIGN_OR_RETURN(uint64_t size, f->Size());
+  if (size < kFileHeaderBytes + kHintFooterBytes) {
+    return Status::Corruption(path + ": hint file truncated (" + std::to_string(size) +
+                              " bytes)");
+  }
+  std::string data(size, '\0');
+  VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, size, data.data()));
+  if (n != size) return Status::Corruption(path + ": short read");
+  FileHeader header;
+  VARVE_RETURN_IF_ERROR(DecodeFileHeader(data.data(), n, kHintMagic, path, &header));
+  if (header.segment_id != segment_id) {
+    return Status::Corruption(path + ": hint names segment " +
+                              std::to_string(header.segment_id));
+  }
+  const char* footer = data.data() + size - kHintFooterBytes;
+  if (DecodeFixed32(footer + 20) != kHintEndMagic) {
+    return Status::Corruption(path + ": bad footer magic at offset " +
+                              std::to_string(size - 4));
+  }
+  uint32_t crc = crc32c::Value(data.data(), size - 8);
+  if (crc32c::Unmask(DecodeFixed32(footer + 16)) != crc) {
+    return Status::Corruption(path + ": bad hint checksum");
+  }
+  uint64_t count = DecodeFixed64(footer);
+  if (DecodeFixed64(footer + 8) != segment_bytes) {
+    return Status::Corruption(path + ": hint describes " + std::to_string(DecodeFixed64(footer + 8)) +
+                              " segment bytes, segment has " + std::to_string(segment_bytes));
+  }
+  const char* p = data.data() + kFileHeaderBytes;
+  const char* limit = footer;
+  uint64_t seen = 0;
+  HintEntry e;
+  while (p < limit) {
+    const char* start = p;
+    if (limit - p < 17) break;
+    e.flags = static_cast<uint8_t>(*p++);
+    e.seq = DecodeFixed64(p);
+    p += 8;
+    e.expiry_ms = 0;
+    if (e.flags & kFlagHasExpiry) {
+      if (limit - p < 8) break;
+      e.expiry_ms = DecodeFixed64(p);
+      p += 8;
+    }
+    if (limit - p < 8) break;
+    e.offset = DecodeFixed32(p);
+    e.size = DecodeFixed32(p + 4);
+    p += 8;
+    uint64_t key_len;
+    p = DecodeVarint64(p, limit, &key_len);
+    if (p == nullptr || key_len > static_cast<uint64_t>(limit - p)) {
+      p = start;
+      break;
+    }
+    if (uint64_t{e.offset} + e.size > segment_bytes || e.offset < kFileHeaderBytes) {
+      return Status::Corruption(path + ": entry at offset " +
+                                std::to_string(start - data.data()) + " points outside segment");
+    }
+    e.key = std::string_view(p, key_len);
+    p += key_len;
+    fn(e);
+    ++seen;
+  }
+  if (p != limit || seen != count) {
+    return Status::Corruption(path + ": malformed entry near offset " +
+                              std::to_string(p == nullptr ? 0 : p - data.data()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace varve

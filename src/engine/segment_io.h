@@ -1,0 +1,79 @@
+// Sequential reading of segment files and writing/reading of hint files.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/record.h"
+#include "varve/env.h"
+
+namespace varve {
+
+// Reads the records of a segment file in order, starting after its header.
+class SegmentScanner {
+ public:
+  enum class Step { kRecord, kEnd, kTruncated, kCorrupt };
+
+  SegmentScanner(const RandomAccessFile* file, uint64_t file_size, std::string name);
+  // kRecord: *rec and *offset describe the next record (views valid until the next call).
+  // kEnd: clean end of file. kTruncated: the file ends inside a record at *offset.
+  // kCorrupt: the record at *offset is damaged; *why says how (the scan cannot continue).
+  Step Next(RecordView* rec, uint64_t* offset, std::string* why);
+  // An I/O error met by Next (reported as kCorrupt with why naming it).
+  const Status& io_status() const { return io_status_; }
+
+ private:
+  bool Fill(size_t want);
+
+  const RandomAccessFile* file_;
+  uint64_t file_size_;
+  std::string name_;
+  std::string buf_;
+  uint64_t buf_file_offset_;  // file offset of buf_[0]
+  size_t pos_ = 0;
+  size_t len_ = 0;
+  Status io_status_;
+};
+
+struct HintEntry {
+  uint8_t flags = 0;
+  uint64_t seq = 0;
+  uint64_t expiry_ms = 0;
+  uint32_t offset = 0;
+  uint32_t size = 0;
+  std::string_view key;
+};
+
+// Writes NNNNNNNNNN.hint.tmp, then Finish syncs it and renames it into place.
+class HintWriter {
+ public:
+  static Result<std::unique_ptr<HintWriter>> Create(Env* env, const std::string& dir,
+                                                    uint32_t segment_id);
+  Status Add(const HintEntry& e);
+  // segment_bytes: size of the segment file the hint describes (a mismatch at open means stale).
+  Status Finish(uint64_t segment_bytes);
+  // Removes the temporary file of an unfinished hint.
+  void Abandon();
+
+ private:
+  HintWriter(Env* env, std::string tmp, std::string final_path, std::unique_ptr<WritableFile> f);
+  Status FlushBuffer();
+
+  Env* env_;
+  std::string tmp_path_;
+  std::string final_path_;
+  std::unique_ptr<WritableFile> file_;
+  std::string buf_;
+  uint32_t crc_ = 0;
+  uint64_t count_ = 0;
+};
+
+// Reads a whole hint file, checking header, footer and checksum, and calls fn for each entry.
+// Corruption if anything is off (the caller then rebuilds the hint from the segment).
+Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
+                    uint64_t segment_bytes, const std::function<void(const HintEntry&)>& fn);
+
+}  // namespace varve
