@@ -5,6 +5,8 @@
 #include "engine/db_impl.h"
 #include "engine/segment_io.h"
 #include "util/clock.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
 #include "util/logging.h"
 
 namespace varve {
@@ -179,19 +181,17 @@ struct Copied {
 
 Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs) {
   for (const auto& in : inputs) in->compacting = true;
-  // A tombstone (or an expired record) may be dropped only if no other segment can hold an
-  // older record of its key: every other segment's oldest record must be newer.
-  std::vector<std::pair<uint32_t, uint64_t>> min_seqs;
+  // A tombstone (or an expired record) may be dropped only if no segment that outlives this
+  // compaction can hold an older record of its key: every segment that is not an input must
+  // hold only newer records. The inputs all go together (see the OBSOLETE file below).
+  uint64_t min_seq_outside = UINT64_MAX;
   {
     std::shared_lock lock(segments_mu_);
-    for (const auto& [id, seg] : segments_) min_seqs.emplace_back(id, seg->min_seq.load());
-  }
-  auto droppable = [&](uint32_t segment, uint64_t seq) {
-    for (const auto& [id, min_seq] : min_seqs) {
-      if (id != segment && min_seq < seq) return false;
+    for (const auto& [id, seg] : segments_) {
+      if (!seg->compacting.load()) min_seq_outside = std::min(min_seq_outside, seg->min_seq.load());
     }
-    return true;
-  };
+  }
+  auto droppable = [&](uint32_t, uint64_t seq) { return seq < min_seq_outside; };
 
   std::shared_ptr<Segment> out;
   std::unique_ptr<WritableFile> out_file;
@@ -273,12 +273,15 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
   };
 
   Status status;
-  std::vector<std::shared_ptr<Segment>> done;
+  bool all_clean = true;
+  bool stopped = false;
   uint64_t now = NowUnixMs();
   for (const auto& in : inputs) {
-    if (bg_stop_ && !closed_) break;
+    if (bg_stop_ && !closed_) {
+      stopped = true;
+      break;
+    }
     SegmentScanner scanner(in->reader.get(), in->size_bytes.load(), in->path);
-    bool clean = true;
     while (status.ok()) {
       RecordView rec;
       uint64_t offset;
@@ -287,9 +290,9 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
       if (step == SegmentScanner::Step::kEnd) break;
       if (step != SegmentScanner::Step::kRecord) {
         LogWarning("compaction: " + in->path + ": damaged record at offset " +
-                   std::to_string(offset) + " (" + why + "); keeping the segment");
+                   std::to_string(offset) + " (" + why + "); no input is deleted this time");
         in->damaged = true;
-        clean = false;
+        all_clean = false;
         break;
       }
       if (rec.tombstone()) {
@@ -307,27 +310,50 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
       status = copy(rec, kTypePut, cur);
     }
     if (!status.ok()) break;
-    if (clean) done.push_back(in);
   }
   if (status.ok()) status = seal();
   if (status.ok()) status = env_->SyncDir(dir_);
   // Deleting an input drops old versions whose newer records may still sit unsynced in the
   // active segment; sync it first so that a power loss cannot lose both.
   if (status.ok()) status = Sync();
-  if (!status.ok()) {
-    for (const auto& in : inputs) in->compacting = false;
-    if (out != nullptr) {  // an unfinished output stays; its records are valid up to its size
-      out->compacting = false;
-      out->sealed = true;
-    }
-    return status;
-  }
-  for (const auto& in : done) {
-    compaction_reclaimed_.fetch_add(in->size_bytes.load(), std::memory_order_relaxed);
-    compactions_.fetch_add(1, std::memory_order_relaxed);
-    DeleteSegmentFiles(in);
-  }
+  // Dropped tombstones are safe only if every input goes; a damaged input stays, so all stay.
+  if (status.ok() && all_clean && !stopped) status = DeleteObsolete(inputs);
   for (const auto& in : inputs) in->compacting = false;
+  if (!status.ok() && out != nullptr) {  // an unfinished output stays; valid up to its size
+    out->compacting = false;
+    out->sealed = true;
+  }
+  return status;
+}
+
+// Deletes compaction inputs as one step: their ids go into the OBSOLETE file first, so that a
+// crash in the middle of the unlinks finishes them at the next open instead of leaving some.
+Status DBImpl::DeleteObsolete(const std::vector<std::shared_ptr<Segment>>& segs) {
+  std::string manifest;
+  for (const auto& seg : segs) PutFixed32(&manifest, seg->id);
+  VARVE_RETURN_IF_ERROR(WriteObsoleteFile(manifest));
+  for (const auto& seg : segs) {
+    compaction_reclaimed_.fetch_add(seg->size_bytes.load(), std::memory_order_relaxed);
+    compactions_.fetch_add(1, std::memory_order_relaxed);
+    DeleteSegmentFiles(seg);
+  }
+  VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/OBSOLETE"));
+  return env_->SyncDir(dir_);
+}
+
+Status DBImpl::WriteObsoleteFile(const std::string& ids) {
+  std::string data(kFileHeaderBytes, '\0');
+  EncodeFileHeader(data.data(), FileHeader{kObsoleteMagic, 0, 0});
+  PutFixed32(&data, static_cast<uint32_t>(ids.size() / 4));
+  data += ids;
+  PutFixed32(&data, crc32c::Mask(crc32c::Value(data)));
+  std::string tmp = dir_ + "/OBSOLETE.tmp";
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env_->NewWritableFile(tmp));
+  VARVE_RETURN_IF_ERROR(f->Append(data));
+  VARVE_RETURN_IF_ERROR(f->Sync());
+  VARVE_RETURN_IF_ERROR(f->Close());
+  VARVE_RETURN_IF_ERROR(env_->RenameFile(tmp, dir_ + "/OBSOLETE"));
   return env_->SyncDir(dir_);
 }
 

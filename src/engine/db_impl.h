@@ -133,6 +133,9 @@ class DBImpl final : public DB {
   Status CompactEligible(bool force);
   Status CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs);
   void DeleteSegmentFiles(const std::shared_ptr<Segment>& seg);
+  Status DeleteObsolete(const std::vector<std::shared_ptr<Segment>>& segs);
+  Status WriteObsoleteFile(const std::string& ids);
+  Status FinishObsolete();  // recovery: finish deletions a crash interrupted
 
   const Options options_;
   const std::string dir_;

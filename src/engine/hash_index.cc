@@ -37,8 +37,8 @@ class Arena {
       *out = chunks_.back().get();
       return Ref(chunks_.size() - 1, 0);
     }
-    if (chunks_.empty() || used_in_last_ + n > last_chunk_bytes_ || last_chunk_bytes_ > kMaxChunkBytes) {
-      size_t size = chunks_.empty() ? 4096 : std::min(kMaxChunkBytes, next_chunk_bytes_);
+    if (chunks_.empty() || used_in_last_ + n > last_chunk_bytes_) {
+      size_t size = std::max(n, next_chunk_bytes_);
       next_chunk_bytes_ = std::min(kMaxChunkBytes, size * 2);
       NewChunk(size);
     }

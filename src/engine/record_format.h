@@ -14,6 +14,7 @@ constexpr uint16_t kMinorVersion = 0;
 constexpr size_t kFileHeaderBytes = 32;
 constexpr std::string_view kSegmentMagic = "VARVSEG1";
 constexpr std::string_view kHintMagic = "VARVHNT1";
+constexpr std::string_view kObsoleteMagic = "VARVOBS1";
 constexpr uint32_t kFileFlagCompactionOutput = 1;  // segment written by compaction
 
 // Record: crc u32 | flags u8 | seq u64 | [expiry_ms u64] | varint key_len | varint value_len |
@@ -40,5 +41,8 @@ constexpr uint64_t kMaxSegmentBytes = 2048ull << 20;
 // Hint footer (24 bytes): entry_count u64 | segment_bytes u64 | crc u32 | end magic u32
 constexpr size_t kHintFooterBytes = 24;
 constexpr uint32_t kHintEndMagic = 0x31544e48;  // "HNT1"
+
+// OBSOLETE file: file header (segment_id 0) | count u32 | count x segment_id u32 | crc u32
+// (masked CRC32C of all bytes before it). Lists compaction inputs being deleted.
 
 }  // namespace varve::format

@@ -7,6 +7,8 @@
 #include "engine/db_impl.h"
 #include "engine/segment_io.h"
 #include "util/clock.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
 #include "util/logging.h"
 
 namespace varve {
@@ -39,6 +41,7 @@ Status DBImpl::Recover() {
   }
   VARVE_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir_));
   VARVE_ASSIGN_OR_RETURN(lock_, env_->LockFile(dir_ + "/LOCK"));
+  VARVE_RETURN_IF_ERROR(FinishObsolete());
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
   std::set<uint32_t> segment_ids;
@@ -161,6 +164,37 @@ Status DBImpl::Recover() {
     sync_thread_ = std::thread([this] { SyncLoop(); });
   }
   return Status::Ok();
+}
+
+Status DBImpl::FinishObsolete() {
+  std::string path = dir_ + "/OBSOLETE";
+  if (!env_->FileExists(path)) return Status::Ok();
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env_->NewRandomAccessFile(path));
+  VARVE_ASSIGN_OR_RETURN(uint64_t size, f->Size());
+  std::string data(size, '\0');
+  VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, size, data.data()));
+  FileHeader fh;
+  Status s = DecodeFileHeader(data.data(), n, kObsoleteMagic, path, &fh);
+  uint32_t count = n >= kFileHeaderBytes + 8 ? DecodeFixed32(data.data() + kFileHeaderBytes) : 0;
+  if (s.ok() && (n != kFileHeaderBytes + 8 + uint64_t{count} * 4 ||
+                 crc32c::Unmask(DecodeFixed32(data.data() + n - 4)) !=
+                     crc32c::Value(data.data(), n - 4))) {
+    s = Status::Corruption(path + ": bad checksum or size");
+  }
+  if (!s.ok()) {
+    // Written whole and renamed into place, so damage here is not a torn write. Deleting on a
+    // damaged list could lose data; keeping the segments only keeps duplicates.
+    LogWarning(s.ToString() + "; ignoring it");
+  } else {
+    for (uint32_t i = 0; i < count; ++i) {
+      uint32_t id = DecodeFixed32(data.data() + kFileHeaderBytes + 4 + 4 * i);
+      for (const std::string& name : {SegmentFileName(id), HintFileName(id)}) {
+        if (env_->FileExists(dir_ + "/" + name)) VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + name));
+      }
+    }
+    VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  }
+  return env_->RemoveFile(path);
 }
 
 Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated) {

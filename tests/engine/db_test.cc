@@ -1,1 +1,542 @@
+// Behaviour of the DB through its public API: reads and writes, reopen, crash recovery of the
+// tail, atomic batches, compaction, TTL, compare-and-set, durability modes and locking.
+#include "varve/db.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "engine/record.h"
+#include "testutil/temp_dir.h"
+
+namespace varve {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::unique_ptr<DB> OpenOrDie(const Options& opts, const std::string& dir) {
+  Result<std::unique_ptr<DB>> db = DB::Open(opts, dir);
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
+  return db.ok() ? std::move(db).value() : nullptr;
+}
+
+Options SmallSegments() {
+  Options o;
+  o.segment_size_bytes = 1 << 20;
+  o.background_compaction = false;
+  return o;
+}
+
+std::string ValueFor(int i, size_t len = 100) {
+  std::string v = "value-" + std::to_string(i) + "-";
+  while (v.size() < len) v += static_cast<char>('a' + (v.size() + i) % 26);
+  return v;
+}
+
+std::vector<std::string> SegmentFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".vlog") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class DBTest : public ::testing::TestWithParam<IndexKind> {
+ protected:
+  Options Opts() {
+    Options o = SmallSegments();
+    o.index = GetParam();
+    return o;
+  }
+  TempDir tmp_;
+};
+
+TEST_P(DBTest, PutGetDeleteAndMissing) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  ASSERT_TRUE(db->Put("a", "1").ok());
+  ASSERT_TRUE(db->Put("b", "").ok());
+  ASSERT_TRUE(db->Put("", "empty key").ok());
+  EXPECT_EQ(*db->Get("a"), "1");
+  EXPECT_EQ(*db->Get("b"), "");
+  EXPECT_EQ(*db->Get(""), "empty key");
+  EXPECT_TRUE(db->Get("c").status().IsNotFound());
+  ASSERT_TRUE(db->Put("a", "2").ok());
+  EXPECT_EQ(*db->Get("a"), "2");
+  ASSERT_TRUE(db->Delete("a").ok());
+  EXPECT_TRUE(db->Get("a").status().IsNotFound());
+  ASSERT_TRUE(db->Delete("never-there").ok());
+  EXPECT_EQ(db->GetStats().keys, 2u);
+}
+
+TEST_P(DBTest, BinaryKeysAndValuesAndLargeValue) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  std::string key("k\0\xff\n\t", 5);
+  std::string value(256, '\0');
+  for (int i = 0; i < 256; ++i) value[i] = static_cast<char>(i);
+  ASSERT_TRUE(db->Put(key, value).ok());
+  std::string big(3 << 20, 'x');  // larger than a 1 MiB segment
+  big[12345] = 'y';
+  ASSERT_TRUE(db->Put("big", big).ok());
+  std::string long_key(100000, 'k');  // no small key limit
+  ASSERT_TRUE(db->Put(long_key, "lk").ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get(key), value);
+  EXPECT_EQ(*db->Get("big"), big);
+  EXPECT_EQ(*db->Get(long_key), "lk");
+}
+
+TEST_P(DBTest, ReopenSeesEverythingAndUsesHints) {
+  std::map<std::string, std::string> model;
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    for (int i = 0; i < 30000; ++i) {
+      std::string k = "key" + std::to_string(i % 20000);
+      std::string v = ValueFor(i);
+      ASSERT_TRUE(db->Put(k, v).ok());
+      model[k] = v;
+      if (i % 7 == 0) {
+        ASSERT_TRUE(db->Delete(k).ok());
+        model.erase(k);
+      }
+    }
+    EXPECT_GT(db->GetStats().segments, 3u);
+  }
+  // Closing wrote a hint for every segment.
+  for (const std::string& seg : SegmentFiles(tmp_.path())) {
+    std::string hint = seg.substr(0, seg.size() - 4) + "hint";
+    EXPECT_TRUE(fs::exists(hint)) << hint;
+  }
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(db->GetStats().keys, model.size());
+  for (const auto& [k, v] : model) ASSERT_EQ(*db->Get(k), v) << k;
+  // Tail hint is gone once reopened: the tail is appended to again.
+  ASSERT_TRUE(db->Put("after", "reopen").ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get("after"), "reopen");
+  EXPECT_EQ(db->GetStats().keys, model.size() + 1);
+}
+
+TEST_P(DBTest, CorruptHintIsRebuiltFromSegment) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    for (int i = 0; i < 20000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(i)).ok());
+  }
+  std::vector<std::string> segs = SegmentFiles(tmp_.path());
+  ASSERT_GE(segs.size(), 2u);
+  std::string hint = segs[0].substr(0, segs[0].size() - 4) + "hint";
+  {
+    std::fstream f(hint, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(db->GetStats().keys, 20000u);
+  for (int i = 0; i < 20000; i += 97) EXPECT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(i));
+}
+
+TEST_P(DBTest, TornTailIsCutAtLastGoodRecord) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(i)).ok());
+  }
+  std::string seg = SegmentFiles(tmp_.path()).back();
+  fs::remove(seg.substr(0, seg.size() - 4) + "hint");  // as after a crash: no tail hint
+  // Cut the last record in half.
+  auto size = fs::file_size(seg);
+  fs::resize_file(seg, size - 50);
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(db->GetStats().keys, 99u);
+  EXPECT_TRUE(db->Get("k99").status().IsNotFound());
+  EXPECT_EQ(*db->Get("k98"), ValueFor(98));
+  ASSERT_TRUE(db->Put("k99", "again").ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get("k99"), "again");
+}
+
+TEST_P(DBTest, GarbageAfterTailIsCut) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    ASSERT_TRUE(db->Put("a", "1").ok());
+  }
+  std::string seg = SegmentFiles(tmp_.path()).back();
+  fs::remove(seg.substr(0, seg.size() - 4) + "hint");
+  {
+    std::ofstream f(seg, std::ios::app | std::ios::binary);
+    f << std::string(4096, '\0') << "garbage";
+  }
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get("a"), "1");
+  ASSERT_TRUE(db->Put("b", "2").ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get("a"), "1");
+  EXPECT_EQ(*db->Get("b"), "2");
+}
+
+TEST_P(DBTest, BatchIsAllOrNothingAcrossACrash) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    ASSERT_TRUE(db->Put("x", "old").ok());
+    WriteBatch b;
+    for (int i = 0; i < 10; ++i) b.Put("batch" + std::to_string(i), ValueFor(i));
+    b.Delete("x");
+    ASSERT_TRUE(db->Write(b).ok());
+  }
+  std::string seg = SegmentFiles(tmp_.path()).back();
+  fs::remove(seg.substr(0, seg.size() - 4) + "hint");
+  // Lose the batch's commit record (the delete of x, 15 bytes + key) and a bit more.
+  fs::resize_file(seg, fs::file_size(seg) - 20);
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get("x"), "old");
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(db->Get("batch" + std::to_string(i)).status().IsNotFound());
+  EXPECT_EQ(db->GetStats().keys, 1u);
+
+  WriteBatch b;
+  b.Put("p", "1");
+  b.Put("q", "2");
+  b.Delete("x");
+  ASSERT_TRUE(db->Write(b).ok());
+  EXPECT_EQ(*db->Get("p"), "1");
+  EXPECT_TRUE(db->Get("x").status().IsNotFound());
+}
+
+TEST_P(DBTest, LaterOpInBatchWins) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  WriteBatch b;
+  b.Put("k", "1");
+  b.Delete("k");
+  b.Put("k", "3");
+  b.Put("j", "1");
+  b.Delete("j");
+  ASSERT_TRUE(db->Write(b).ok());
+  EXPECT_EQ(*db->Get("k"), "3");
+  EXPECT_TRUE(db->Get("j").status().IsNotFound());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*db->Get("k"), "3");
+  EXPECT_TRUE(db->Get("j").status().IsNotFound());
+}
+
+TEST_P(DBTest, CompactionReclaimsSpaceAndKeepsData) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  std::map<std::string, std::string> model;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 5000; ++i) {
+      std::string k = "k" + std::to_string(i);
+      model[k] = ValueFor(i + round);
+      ASSERT_TRUE(db->Put(k, model[k]).ok());
+    }
+  }
+  for (int i = 0; i < 5000; i += 2) {
+    ASSERT_TRUE(db->Delete("k" + std::to_string(i)).ok());
+    model.erase("k" + std::to_string(i));
+  }
+  Stats before = db->GetStats();
+  ASSERT_TRUE(db->Compact().ok());
+  Stats after = db->GetStats();
+  EXPECT_LT(after.disk_bytes, before.disk_bytes / 4);
+  EXPECT_GT(after.compactions, 0u);
+  EXPECT_GT(after.compaction_bytes_written, 0u);
+  EXPECT_EQ(after.dead_bytes, 0u);
+  for (const auto& [k, v] : model) ASSERT_EQ(*db->Get(k), v);
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(db->GetStats().keys, model.size());
+  for (int i = 0; i < 5000; ++i) {
+    std::string k = "k" + std::to_string(i);
+    auto it = model.find(k);
+    Result<std::string> r = db->Get(k);
+    if (it == model.end()) {
+      EXPECT_TRUE(r.status().IsNotFound()) << k;  // no deleted key comes back
+    } else {
+      EXPECT_EQ(*r, it->second);
+    }
+  }
+}
+
+TEST_P(DBTest, BackgroundCompactionRunsAlongsideWrites) {
+  Options o = Opts();
+  o.background_compaction = true;
+  o.compaction_check_interval_ms = 10;
+  auto db = OpenOrDie(o, tmp_.path());
+  std::atomic<bool> stop{false};
+  std::atomic<int> read_errors{0};
+  std::thread reader([&] {
+    while (!stop) {
+      for (int i = 0; i < 200; ++i) {
+        Result<std::string> r = db->Get("k" + std::to_string(i));
+        if (!r.ok() && !r.status().IsNotFound()) ++read_errors;
+        if (r.ok() && r->rfind("value-", 0) != 0) ++read_errors;
+      }
+    }
+  });
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(round * 1000 + i, 200)).ok());
+  }
+  for (int i = 0; i < 100 && db->GetStats().compactions == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(read_errors.load(), 0);
+  Stats st = db->GetStats();
+  EXPECT_GT(st.compactions, 0u);
+  EXPECT_LT(st.disk_bytes, 40u * 1000 * 230 / 2);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(39000 + i, 200));
+}
+
+TEST_P(DBTest, TtlExpires) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  ASSERT_TRUE(db->Put("short", "v", PutOptions{50}).ok());
+  ASSERT_TRUE(db->Put("long", "v", PutOptions{3600 * 1000}).ok());
+  ASSERT_TRUE(db->Put("old", "v1").ok());
+  EXPECT_EQ(*db->Get("short"), "v");
+  auto v = db->GetVersioned("long");
+  ASSERT_TRUE(v.ok());
+  EXPECT_GT(v->expiry_ms, 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_TRUE(db->Get("short").status().IsNotFound());
+  EXPECT_EQ(*db->Get("long"), "v");
+  // An expired newer version hides the older one, also after compaction and reopen.
+  ASSERT_TRUE(db->Put("old", "v2", PutOptions{20}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  EXPECT_TRUE(db->Get("old").status().IsNotFound());
+  ASSERT_TRUE(db->Compact().ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_TRUE(db->Get("old").status().IsNotFound());
+  EXPECT_TRUE(db->Get("short").status().IsNotFound());
+  EXPECT_EQ(*db->Get("long"), "v");
+  int seen = 0;
+  for (auto it = db->NewIterator(); it->Valid(); it->Next()) ++seen;
+  EXPECT_EQ(seen, 1);
+}
+
+TEST_P(DBTest, CompareAndSet) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  uint64_t v1 = 0;
+  ASSERT_TRUE(db->CompareAndSet("k", 0, "first", {}, &v1).ok());  // 0: must be absent
+  EXPECT_GT(v1, 0u);
+  EXPECT_TRUE(db->CompareAndSet("k", 0, "again").IsAborted());
+  EXPECT_TRUE(db->CompareAndSet("k", v1 + 100, "x").IsAborted());
+  uint64_t v2 = 0;
+  ASSERT_TRUE(db->CompareAndSet("k", v1, "second", {}, &v2).ok());
+  EXPECT_GT(v2, v1);
+  EXPECT_EQ(db->GetVersioned("k")->version, v2);
+  EXPECT_EQ(*db->Get("k"), "second");
+  EXPECT_TRUE(db->CompareAndDelete("k", v1).IsAborted());
+  ASSERT_TRUE(db->CompareAndDelete("k", v2).ok());
+  EXPECT_TRUE(db->Get("k").status().IsNotFound());
+  // Versions survive reopen and compaction (records keep their sequence numbers).
+  ASSERT_TRUE(db->Put("m", "1").ok());
+  uint64_t vm = db->GetVersioned("m")->version;
+  ASSERT_TRUE(db->Compact().ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(db->GetVersioned("m")->version, vm);
+  ASSERT_TRUE(db->CompareAndSet("m", vm, "2").ok());
+}
+
+TEST_P(DBTest, ConcurrentCompareAndSetCountsExactly) {
+  Options o = Opts();
+  o.durability = Durability::kSync;
+  auto db = OpenOrDie(o, tmp_.path());
+  ASSERT_TRUE(db->Put("counter", "0").ok());
+  constexpr int kThreads = 4, kIncrements = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int done = 0; done < kIncrements;) {
+        auto cur = db->GetVersioned("counter");
+        ASSERT_TRUE(cur.ok());
+        std::string next = std::to_string(std::stoi(cur->value) + 1);
+        Status s = db->CompareAndSet("counter", cur->version, next);
+        if (s.ok()) ++done;
+        else ASSERT_TRUE(s.IsAborted()) << s.ToString();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(*db->Get("counter"), std::to_string(kThreads * kIncrements));
+}
+
+TEST_P(DBTest, SkipUnchangedWrites) {
+  Options o = Opts();
+  o.skip_unchanged_writes = true;
+  auto db = OpenOrDie(o, tmp_.path());
+  ASSERT_TRUE(db->Put("k", "same").ok());
+  uint64_t v = db->GetVersioned("k")->version;
+  uint64_t log = db->GetStats().log_bytes_written;
+  ASSERT_TRUE(db->Put("k", "same").ok());
+  EXPECT_EQ(db->GetVersioned("k")->version, v);
+  EXPECT_EQ(db->GetStats().log_bytes_written, log);
+  EXPECT_EQ(db->GetStats().skipped_unchanged_writes, 1u);
+  ASSERT_TRUE(db->Put("k", "different").ok());
+  EXPECT_GT(db->GetVersioned("k")->version, v);
+}
+
+TEST_P(DBTest, ConcurrentWritersAllDurableWithGroupCommit) {
+  Options o = Opts();
+  o.durability = Durability::kSync;
+  constexpr int kThreads = 8, kPerThread = 300;
+  {
+    auto db = OpenOrDie(o, tmp_.path());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          ASSERT_TRUE(db->Put("t" + std::to_string(t) + "-" + std::to_string(i), ValueFor(i)).ok());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    Stats st = db->GetStats();
+    EXPECT_EQ(st.puts, uint64_t{kThreads * kPerThread});
+    EXPECT_LE(st.syncs, st.puts);  // groups share syncs
+  }
+  auto db = OpenOrDie(o, tmp_.path());
+  EXPECT_EQ(db->GetStats().keys, uint64_t{kThreads * kPerThread});
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      ASSERT_EQ(*db->Get("t" + std::to_string(t) + "-" + std::to_string(i)), ValueFor(i));
+    }
+  }
+}
+
+TEST_P(DBTest, DurabilityModesSync) {
+  for (Durability d : {Durability::kNone, Durability::kInterval, Durability::kBatch}) {
+    TempDir dir;
+    Options o = Opts();
+    o.durability = d;
+    o.sync_interval_ms = 5;
+    o.sync_batch_writes = 10;
+    auto db = OpenOrDie(o, dir.path());
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), "v").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    uint64_t syncs = db->GetStats().syncs;
+    if (d == Durability::kNone) {
+      EXPECT_EQ(syncs, 0u);
+    } else {
+      EXPECT_GT(syncs, 0u);
+    }
+    ASSERT_TRUE(db->Sync().ok());
+    EXPECT_GT(db->GetStats().syncs, syncs);
+  }
+}
+
+TEST_P(DBTest, IteratorReturnsEveryKeyOnce) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 5000; ++i) {
+    std::string k = (i % 3 == 0 ? "user:" : "item:") + std::to_string(i);
+    model[k] = ValueFor(i);
+    ASSERT_TRUE(db->Put(k, model[k]).ok());
+  }
+  std::map<std::string, std::string> seen;
+  std::vector<std::string> order;
+  for (auto it = db->NewIterator(); it->Valid(); it->Next()) {
+    EXPECT_TRUE(seen.emplace(std::string(it->key()), std::string(it->value())).second);
+    order.emplace_back(it->key());
+    EXPECT_GT(it->version(), 0u);
+  }
+  EXPECT_EQ(seen, model);
+  if (GetParam() == IndexKind::kOrdered) EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+
+  ReadOptions ro;
+  ro.prefix = "user:";
+  size_t n = 0;
+  for (auto it = db->NewIterator(ro); it->Valid(); it->Next()) {
+    EXPECT_TRUE(it->key().starts_with("user:"));
+    ++n;
+  }
+  EXPECT_EQ(n, 1667u);
+
+  ReadOptions range;
+  range.start = "item:2";
+  range.end = "item:3";
+  std::set<std::string> got;
+  for (auto it = db->NewIterator(range); it->Valid(); it->Next()) got.emplace(it->key());
+  std::set<std::string> want;
+  for (const auto& [k, v] : model) {
+    if (k >= "item:2" && k < "item:3") want.insert(k);
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST_P(DBTest, IteratorDuringCompaction) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  for (int r = 0; r < 3; ++r) {
+    for (int i = 0; i < 5000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(i)).ok());
+  }
+  auto it = db->NewIterator();
+  std::thread compactor([&] { ASSERT_TRUE(db->Compact().ok()); });
+  std::set<std::string> seen;
+  for (; it->Valid(); it->Next()) {
+    EXPECT_TRUE(seen.emplace(it->key()).second);
+    EXPECT_EQ(it->value(), ValueFor(std::stoi(std::string(it->key().substr(1)))));
+  }
+  compactor.join();
+  EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  EXPECT_EQ(seen.size(), 5000u);
+}
+
+TEST_P(DBTest, SecondOpenIsRefusedWithHolder) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  Result<std::unique_ptr<DB>> second = DB::Open(Opts(), tmp_.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(second.status().IsBusy());
+  EXPECT_NE(second.status().message().find("pid " + std::to_string(getpid())), std::string::npos)
+      << second.status().ToString();
+  db.reset();
+  EXPECT_TRUE(DB::Open(Opts(), tmp_.path()).ok());
+}
+
+TEST_P(DBTest, StatsAccountBytes) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i % 500), ValueFor(i)).ok());
+  Stats st = db->GetStats();
+  EXPECT_EQ(st.keys, 500u);
+  EXPECT_EQ(st.puts, 1000u);
+  EXPECT_GT(st.live_bytes, 0u);
+  EXPECT_NEAR(static_cast<double>(st.dead_bytes), static_cast<double>(st.live_bytes), st.live_bytes * 0.05);
+  EXPECT_GE(st.write_amplification, 1.0);
+  EXPECT_LT(st.write_amplification, 1.3);
+  EXPECT_GT(st.index_memory_bytes, 0u);
+  EXPECT_EQ(st.live_bytes + st.dead_bytes + 32 * st.segments, st.disk_bytes);
+}
+
+TEST_P(DBTest, RejectsBadOptionsAndOversizeKeys) {
+  Options o = Opts();
+  o.segment_size_bytes = 1000;
+  EXPECT_TRUE(DB::Open(o, tmp_.path()).status().IsInvalidArgument());
+  o = Opts();
+  o.compaction_live_ratio = 1.5;
+  EXPECT_TRUE(DB::Open(o, tmp_.path()).status().IsInvalidArgument());
+  o = Opts();
+  o.create_if_missing = false;
+  EXPECT_TRUE(DB::Open(o, tmp_.Sub("nope")).status().IsNotFound());
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  std::string huge_key((64 << 20) + 1, 'k');
+  EXPECT_TRUE(db->Put(huge_key, "v").IsInvalidArgument());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIndexes, DBTest,
+                         ::testing::Values(IndexKind::kHash, IndexKind::kOrdered),
+                         [](const auto& info) {
+                           return info.param == IndexKind::kHash ? "Hash" : "Ordered";
+                         });
+
+}  // namespace
+}  // namespace varve

@@ -1,0 +1,361 @@
+// Store checker (see check.h). Each file is read once, front to back; memory is bounded by one
+// hint file's entries (ReadHintFile holds the whole hint in memory anyway).
+#include "engine/check.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "engine/record.h"
+#include "engine/record_format.h"
+#include "engine/segment_io.h"
+#include "util/coding.h"
+
+namespace varve {
+
+using namespace format;
+
+namespace {
+
+// What one hint entry claims about a record of its segment.
+struct HintClaim {
+  uint64_t hint_offset = 0;  // where the entry sits in the hint file
+  uint32_t offset = 0;       // where the record sits in the segment
+  uint32_t size = 0;
+  uint64_t seq = 0;
+  uint64_t expiry_ms = 0;
+  uint8_t type = 0;
+  size_t key_hash = 0;
+};
+
+// A current, intact hint file and its entries in segment order.
+struct Hint {
+  std::string path;
+  uint64_t size = 0;
+  std::vector<HintClaim> claims;
+};
+
+struct SegmentFile {
+  uint32_t id = 0;
+  std::string path;
+  std::unique_ptr<RandomAccessFile> file;
+  uint64_t size = 0;
+  bool header_ok = false;
+  bool compaction_output = false;
+};
+
+size_t KeyHash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+// Encoded size of a hint entry (HintWriter::Add), to know where each entry sits in the file.
+uint64_t HintEntryBytes(const HintEntry& e) {
+  return 1 + 8 + ((e.flags & kFlagHasExpiry) != 0 ? 8 : 0) + 4 + 4 +
+         static_cast<uint64_t>(VarintLength(e.key.size())) + e.key.size();
+}
+
+// Engine messages start with the file's path, which Damage already names.
+std::string Describe(const Status& s, const std::string& path) {
+  const std::string& msg = s.message();
+  if (s.IsCorruption() && msg.starts_with(path + ": ")) return msg.substr(path.size() + 2);
+  return s.ToString();
+}
+
+// The number after the last "offset " in an engine message, or 0 if there is none.
+uint64_t OffsetIn(const std::string& msg) {
+  size_t at = msg.rfind("offset ");
+  if (at == std::string::npos) return 0;
+  uint64_t v = 0;
+  for (size_t i = at + 7; i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i])); ++i) {
+    v = v * 10 + static_cast<uint64_t>(msg[i] - '0');
+  }
+  return v;
+}
+
+class Checker {
+ public:
+  Checker(Env* env, std::string dir, CheckReport* report)
+      : env_(env), dir_(std::move(dir)), report_(report) {}
+
+  Status Run();
+
+ private:
+  void AddDamage(const std::string& file, uint64_t offset, std::string what) {
+    report_->damage.push_back(Damage{file, offset, std::move(what)});
+  }
+  // False if the file vanished (compaction deleted it after the listing) or cannot be read.
+  bool OpenSegment(uint32_t id, bool newest, SegmentFile* seg);
+  // True if the segment has a hint file that is current and intact; its entries go in *hint.
+  bool LoadHint(const SegmentFile& seg, Hint* hint);
+  void ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint);
+
+  Env* const env_;
+  const std::string dir_;
+  CheckReport* const report_;
+};
+
+Status Checker::Run() {
+  VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
+  std::set<uint32_t> segment_ids, hint_ids;
+  for (const std::string& name : names) {
+    uint32_t id;
+    std::string_view ext;
+    if (!ParseFileName(name, &id, &ext)) continue;
+    (ext == "vlog" ? segment_ids : hint_ids).insert(id);
+  }
+
+  std::vector<SegmentFile> segs;
+  for (uint32_t id : segment_ids) {
+    SegmentFile seg;
+    if (OpenSegment(id, id == *segment_ids.rbegin(), &seg)) segs.push_back(std::move(seg));
+  }
+  // The segment the writer appended to last, as recovery picks it: only its end can be torn.
+  const SegmentFile* tail = nullptr;
+  for (const SegmentFile& seg : segs) {
+    if (seg.header_ok && !seg.compaction_output) tail = &seg;
+  }
+  for (const SegmentFile& seg : segs) {
+    Hint hint;
+    bool have_hint = hint_ids.contains(seg.id) && LoadHint(seg, &hint);
+    if (seg.header_ok) ScanSegment(seg, &seg == tail, have_hint ? &hint : nullptr);
+  }
+
+  // Checked last so that a compaction deleting a segment and then its hint has finished.
+  for (uint32_t id : hint_ids) {
+    if (segment_ids.contains(id)) continue;
+    std::string path = dir_ + "/" + HintFileName(id);
+    if (!env_->FileExists(path) || env_->FileExists(dir_ + "/" + SegmentFileName(id))) continue;
+    ++report_->hint_files;
+    AddDamage(path, 0,
+              "hint file without its segment " + SegmentFileName(id) +
+                  " (left by an interrupted compaction; the next open ignores it)");
+  }
+  return Status::Ok();
+}
+
+bool Checker::OpenSegment(uint32_t id, bool newest, SegmentFile* seg) {
+  seg->id = id;
+  seg->path = dir_ + "/" + SegmentFileName(id);
+  Result<std::unique_ptr<RandomAccessFile>> file = env_->NewRandomAccessFile(seg->path);
+  if (!file.ok()) {
+    if (env_->FileExists(seg->path)) AddDamage(seg->path, 0, file.status().ToString());
+    return false;
+  }
+  seg->file = std::move(file).value();
+  Result<uint64_t> size = seg->file->Size();
+  if (!size.ok()) {
+    AddDamage(seg->path, 0, size.status().ToString());
+    return false;
+  }
+  seg->size = *size;
+  ++report_->segments;
+  report_->bytes += seg->size;
+
+  char header[kFileHeaderBytes];
+  Result<size_t> n = seg->file->Read(0, kFileHeaderBytes, header);
+  if (!n.ok()) {
+    AddDamage(seg->path, 0, n.status().ToString());
+    return true;
+  }
+  FileHeader fh;
+  Status s = DecodeFileHeader(header, *n, kSegmentMagic, seg->path, &fh);
+  if (!s.ok()) {
+    // Mirrors recovery: only the newest segment may have a header that never reached the disk.
+    if (newest && seg->size <= kFileHeaderBytes) {
+      AddDamage(seg->path, 0, "torn header (the segment is removed at next open): " +
+                                  Describe(s, seg->path));
+    } else {
+      AddDamage(seg->path, 0, Describe(s, seg->path) + " (the store will not open)");
+    }
+    return true;
+  }
+  if (fh.segment_id != id) {
+    AddDamage(seg->path, 16,
+              "header names segment " + std::to_string(fh.segment_id) +
+                  " (the store will not open)");
+    return true;
+  }
+  seg->header_ok = true;
+  seg->compaction_output = (fh.flags & kFileFlagCompactionOutput) != 0;
+  return true;
+}
+
+bool Checker::LoadHint(const SegmentFile& seg, Hint* hint) {
+  hint->path = dir_ + "/" + HintFileName(seg.id);
+  {
+    Result<std::unique_ptr<RandomAccessFile>> file = env_->NewRandomAccessFile(hint->path);
+    if (!file.ok()) {
+      if (env_->FileExists(hint->path)) AddDamage(hint->path, 0, file.status().ToString());
+      return false;
+    }
+    Result<uint64_t> size = (*file)->Size();
+    if (!size.ok()) {
+      AddDamage(hint->path, 0, size.status().ToString());
+      return false;
+    }
+    hint->size = *size;
+    ++report_->hint_files;
+    report_->bytes += hint->size;
+    // An intact footer describing another segment size: stale rather than damaged.
+    if (hint->size >= kFileHeaderBytes + kHintFooterBytes) {
+      char footer[kHintFooterBytes];
+      Result<size_t> n = (*file)->Read(hint->size - kHintFooterBytes, kHintFooterBytes, footer);
+      if (n.ok() && *n == kHintFooterBytes && DecodeFixed32(footer + 20) == kHintEndMagic &&
+          DecodeFixed64(footer + 8) != seg.size) {
+        AddDamage(hint->path, hint->size - kHintFooterBytes + 8,
+                  "stale hint: describes " + std::to_string(DecodeFixed64(footer + 8)) +
+                      " segment bytes, " + SegmentFileName(seg.id) + " has " +
+                      std::to_string(seg.size) +
+                      " (the next open ignores it and scans the segment)");
+        return false;
+      }
+    }
+  }
+  uint64_t pos = kFileHeaderBytes;
+  Status s = ReadHintFile(env_, hint->path, seg.id, seg.size, [&](const HintEntry& e) {
+    hint->claims.push_back(HintClaim{pos, e.offset, e.size, e.seq, e.expiry_ms,
+                                     static_cast<uint8_t>(e.flags & kTypeMask), KeyHash(e.key)});
+    pos += HintEntryBytes(e);
+  });
+  if (!s.ok()) {
+    if (!env_->FileExists(hint->path)) return false;  // deleted with its segment meanwhile
+    AddDamage(hint->path, OffsetIn(s.message()),
+              Describe(s, hint->path) + " (the next open ignores it and scans the segment)");
+    return false;
+  }
+  std::stable_sort(hint->claims.begin(), hint->claims.end(),
+                   [](const HintClaim& a, const HintClaim& b) { return a.offset < b.offset; });
+  return true;
+}
+
+void Checker::ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint) {
+  // Recovery scans (and so cuts) the tail only when no current hint describes it.
+  const bool cut_at_open = is_tail && hint == nullptr;
+  SegmentScanner scanner(seg.file.get(), seg.size, seg.path);
+
+  // Hint entries are matched against records as the scan passes them; one report per hint
+  // file is enough to tell the user that the next open must not trust it.
+  size_t next_claim = 0;
+  bool hint_damaged = false;
+  auto hint_mismatch = [&](uint64_t hint_offset, const std::string& what) {
+    if (hint_damaged) return;
+    hint_damaged = true;
+    AddDamage(hint->path, hint_offset,
+              what + " (the next open trusts this hint: run a compaction or remove the hint)");
+  };
+  auto where_next_claim = [&] {
+    return next_claim < hint->claims.size() ? hint->claims[next_claim].hint_offset
+                                            : hint->size - kHintFooterBytes;
+  };
+  // Returns whether the hint has an entry for the record at offset, checking it if so.
+  auto match_claim = [&](const RecordView& rec, uint64_t offset) {
+    if (hint == nullptr) return false;
+    while (next_claim < hint->claims.size() && hint->claims[next_claim].offset < offset) {
+      hint_mismatch(hint->claims[next_claim].hint_offset,
+                    "entry points at segment offset " +
+                        std::to_string(hint->claims[next_claim].offset) +
+                        ", which is not the start of a record");
+      ++next_claim;
+    }
+    if (next_claim == hint->claims.size() || hint->claims[next_claim].offset != offset) {
+      return false;
+    }
+    const HintClaim& c = hint->claims[next_claim++];
+    const char* differs = c.key_hash != KeyHash(rec.key)               ? "key"
+                          : c.seq != rec.seq                           ? "sequence"
+                          : c.size != rec.size                         ? "size"
+                          : c.type != (rec.flags & kTypeMask)          ? "type"
+                          : c.expiry_ms != rec.expiry_ms               ? "expiry"
+                                                                       : nullptr;
+    if (differs != nullptr) {
+      hint_mismatch(c.hint_offset, "entry for segment offset " + std::to_string(offset) +
+                                       " differs from the record there (" + differs + ")");
+    }
+    return true;
+  };
+  auto missing_claim = [&](uint64_t offset) {
+    hint_mismatch(where_next_claim(),
+                  "no entry for the record at segment offset " + std::to_string(offset));
+  };
+
+  // Records of a batch whose commit record has not been seen yet: (offset, has a hint entry).
+  std::vector<std::pair<uint64_t, bool>> batch;
+  uint64_t last_good = kFileHeaderBytes;  // end of the last committed record
+  auto uncommitted_batch = [&](bool at_end) {
+    uint64_t first = batch.front().first;
+    std::string records = std::to_string(batch.size()) + " records";
+    if (at_end && cut_at_open) {
+      AddDamage(seg.path, first,
+                "torn tail (cut at next open): uncommitted batch of " + records + ", " +
+                    std::to_string(seg.size - last_good) + " bytes dropped");
+    } else {
+      AddDamage(seg.path, first, "uncommitted batch of " + records + " (ignored at open)");
+    }
+  };
+
+  while (true) {
+    RecordView rec;
+    uint64_t offset = 0;
+    std::string why;
+    SegmentScanner::Step step = scanner.Next(&rec, &offset, &why);
+    if (step == SegmentScanner::Step::kRecord) {
+      ++report_->records;
+      bool hinted = match_claim(rec, offset);
+      if (rec.in_batch()) {
+        batch.emplace_back(offset, hinted);
+        if (rec.batch_commit()) {
+          for (const auto& [at, has] : batch) {
+            if (!has && hint != nullptr) missing_claim(at);
+          }
+          batch.clear();
+          last_good = offset + rec.size;
+        }
+        continue;
+      }
+      if (!batch.empty()) {
+        uncommitted_batch(false);
+        batch.clear();
+      }
+      if (!hinted && hint != nullptr) missing_claim(offset);
+      last_good = offset + rec.size;
+      continue;
+    }
+
+    if (step == SegmentScanner::Step::kEnd) {
+      if (!batch.empty()) uncommitted_batch(true);
+      if (hint != nullptr && next_claim < hint->claims.size()) {
+        hint_mismatch(hint->claims[next_claim].hint_offset,
+                      "entry points at segment offset " +
+                          std::to_string(hint->claims[next_claim].offset) +
+                          ", past the last record");
+      }
+      return;
+    }
+
+    // Damage ends the scan: without a valid record the next one cannot be found.
+    std::string dropped = std::to_string(seg.size - last_good) + " bytes dropped";
+    if (step == SegmentScanner::Step::kTruncated) {
+      AddDamage(seg.path, offset,
+                cut_at_open ? "torn tail (cut at next open): incomplete record, " + dropped
+                            : "incomplete record at the end of the segment");
+    } else if (!scanner.io_status().ok()) {
+      AddDamage(seg.path, offset, scanner.io_status().ToString());
+    } else {
+      AddDamage(seg.path, offset,
+                cut_at_open ? why + " (newest segment: cut here at next open as a torn tail, " +
+                                  dropped + ")"
+                            : why);
+    }
+    return;
+  }
+}
+
+}  // namespace
+
+Status CheckStore(Env* env, const std::string& dir, CheckReport* report) {
+  return Checker(env, dir, report).Run();
+}
+
+}  // namespace varve
