@@ -15,6 +15,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/index.h"
@@ -124,6 +125,9 @@ class DBImpl final : public DB {
   // Recovery (recovery.cc).
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
+  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e);
+  std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
+  std::atomic<bool> loaded_tombstones_{false};
 
   // Hints and compaction (compaction.cc).
   void MaintenanceLoop();

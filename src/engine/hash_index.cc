@@ -3,6 +3,7 @@
 // Per key: 8 / load factor bytes of slot + 21 bytes of entry + the key.
 #include <xxhash.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -38,8 +39,8 @@ class Arena {
       return Ref(chunks_.size() - 1, 0);
     }
     if (chunks_.empty() || used_in_last_ + n > last_chunk_bytes_) {
-      size_t size = std::max(n, next_chunk_bytes_);
-      next_chunk_bytes_ = std::min(kMaxChunkBytes, size * 2);
+      // Grow by a quarter of what is held, so that at most ~20% sits unused in the last chunk.
+      size_t size = std::max(n, std::clamp(allocated_bytes_ / 4, size_t{4096}, kMaxChunkBytes));
       NewChunk(size);
     }
     size_t off = used_in_last_;
@@ -72,7 +73,6 @@ class Arena {
   std::vector<std::unique_ptr<char[]>> chunks_;
   size_t last_chunk_bytes_ = 0;
   size_t used_in_last_ = 0;
-  size_t next_chunk_bytes_ = 4096;
   size_t allocated_bytes_ = 0;
   size_t used_bytes_ = 0;
 };
@@ -112,6 +112,9 @@ struct alignas(64) Shard {
   uint64_t count = 0;
   uint64_t dead_bytes = 0;  // arena bytes of removed items
   Arena arena;
+  // Lock-free copies for Prefetch only: a stale value just prefetches a useless line.
+  std::atomic<uint64_t*> prefetch_slots{nullptr};
+  std::atomic<uint64_t> prefetch_mask{0};
 
   static uint32_t TagOf(uint64_t slot) { return static_cast<uint32_t>(slot >> 32); }
   static uint32_t RefOf(uint64_t slot) { return static_cast<uint32_t>(slot); }
@@ -135,8 +138,9 @@ struct alignas(64) Shard {
 
   char* ItemAt(uint64_t i) const { return arena.At(RefOf(slots[i])); }
 
-  void Grow() {
+  void Grow(uint64_t min_cap = 0) {
     uint64_t new_cap = mask == 0 ? 16 : (mask + 1) * 2;
+    while (new_cap < min_cap) new_cap *= 2;
     std::unique_ptr<uint64_t[]> fresh(new uint64_t[new_cap]());
     uint64_t new_mask = new_cap - 1;
     for (uint64_t i = 0; mask != 0 && i <= mask; ++i) {
@@ -148,6 +152,8 @@ struct alignas(64) Shard {
     }
     slots = std::move(fresh);
     mask = new_mask;
+    prefetch_slots.store(slots.get(), std::memory_order_relaxed);
+    prefetch_mask.store(mask, std::memory_order_relaxed);
   }
 
   void Insert(uint64_t pos, std::string_view key, uint32_t tag, const IndexEntry& e) {
@@ -217,6 +223,25 @@ class HashIndex final : public Index {
     uint64_t i = s.Find(key, Tag(h), &found);
     if (found) *out = DecodeEntry(s.ItemAt(i));
     return found;
+  }
+
+  void Reserve(uint64_t keys) override {
+    uint64_t per_shard = keys / kShards + keys / kShards / 8 + 16;
+    for (size_t i = 0; i < kShards; ++i) {
+      Shard& s = shards_[i];
+      std::unique_lock lock(s.mu);
+      uint64_t want = per_shard * 5 / 4;
+      if (s.mask == 0 || s.mask + 1 < want) s.Grow(want);
+    }
+  }
+
+  void Prefetch(std::string_view key) const override {
+    uint64_t h = HashKey(key);
+    const Shard& s = shards_[h >> (64 - kShardBits)];
+    uint64_t* slots = s.prefetch_slots.load(std::memory_order_relaxed);
+    if (slots != nullptr) {
+      __builtin_prefetch(slots + (Tag(h) & s.prefetch_mask.load(std::memory_order_relaxed)));
+    }
   }
 
   bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) override {

@@ -36,6 +36,11 @@ class Index {
   virtual ~Index() = default;
   static std::unique_ptr<Index> Create(IndexKind kind);
 
+  // Sizes the index for about this many keys (recovery knows the count from hint files).
+  virtual void Reserve(uint64_t keys) {}
+  // Starts loading the memory a following operation on key will touch (bulk loads).
+  virtual void Prefetch(std::string_view key) const {}
+
   virtual bool Get(std::string_view key, IndexEntry* out) const = 0;
   // Inserts or replaces; returns true and fills *old if the key was present.
   virtual bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) = 0;

@@ -94,6 +94,13 @@ Status DBImpl::Recover() {
     if (!seg->compaction_output) tail = seg;  // the newest segment the writer appended to
   }
 
+  uint64_t expected_keys = 0;
+  for (const auto& seg : segs) {
+    loading_[seg->id] = seg.get();
+    expected_keys += HintEntryCount(env_, dir_ + "/" + HintFileName(seg->id));
+  }
+  index_->Reserve(expected_keys);
+
   // Load segments in parallel, largest first.
   std::vector<std::shared_ptr<Segment>> order = segs;
   std::sort(order.begin(), order.end(),
@@ -120,19 +127,15 @@ Status DBImpl::Recover() {
   for (auto& t : pool) t.join();
   VARVE_RETURN_IF_ERROR(first_error);
 
-  index_->DropTombstones();
-  std::map<uint32_t, Segment*> by_id;
+  if (loaded_tombstones_.load()) index_->DropTombstones();
+  loading_.clear();
   uint64_t max_seq = 0;
   uint32_t max_id = 0;
   for (const auto& seg : segs) {
-    by_id[seg->id] = seg.get();
     max_seq = std::max(max_seq, seg->max_seq.load());
     max_id = std::max(max_id, seg->id);
     segments_[seg->id] = seg;
   }
-  index_->ForEach([&](std::string_view, const IndexEntry& e) {
-    by_id[e.segment]->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
-  });
   last_seq_ = max_seq;
   next_segment_id_ = max_id + 1;
 
@@ -164,6 +167,22 @@ Status DBImpl::Recover() {
     sync_thread_ = std::thread([this] { SyncLoop(); });
   }
   return Status::Ok();
+}
+
+// Keeps the newest record of key; live bytes follow the index as it changes, so no pass over
+// the whole index is needed afterwards. Thread-safe (loading_ is read-only meanwhile).
+void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e) {
+  IndexEntry old;
+  bool replaced;
+  if (!index_->PutIfNewer(key, e, &old, &replaced)) return;
+  if (!e.tombstone()) {
+    seg->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
+  } else if (!loaded_tombstones_.load(std::memory_order_relaxed)) {
+    loaded_tombstones_.store(true, std::memory_order_relaxed);
+  }
+  if (replaced && !old.tombstone()) {
+    loading_.at(old.segment)->live_bytes.fetch_sub(old.size, std::memory_order_relaxed);
+  }
 }
 
 Status DBImpl::FinishObsolete() {
@@ -202,15 +221,23 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
   std::string hint_path = dir_ + "/" + HintFileName(seg->id);
   if (env_->FileExists(hint_path)) {
     uint64_t now = NowUnixMs();
-    Status s = ReadHintFile(env_, hint_path, seg->id, seg->size_bytes.load(),
-                            [&](const HintEntry& h) {
-                              IndexEntry e = EntryFor(seg->id, h.offset, h.size, h.flags, h.seq,
-                                                      h.expiry_ms, now);
-                              IndexEntry old;
-                              bool replaced;
-                              index_->PutIfNewer(h.key, e, &old, &replaced);
-                              seg->NoteSeq(h.seq);
-                            });
+    uint64_t min_seq = UINT64_MAX, max_seq = 0;
+    Status s = ReadHintFileBatched(
+        env_, hint_path, seg->id, seg->size_bytes.load(), [&](const HintEntry* h, size_t n) {
+          // The index is far larger than the caches: start every slot load of the group first.
+          for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
+          for (size_t i = 0; i < n; ++i) {
+            min_seq = std::min(min_seq, h[i].seq);
+            max_seq = std::max(max_seq, h[i].seq);
+            LoadEntry(seg.get(), h[i].key,
+                      EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].seq,
+                               h[i].expiry_ms, now));
+          }
+        });
+    if (max_seq != 0) {
+      seg->NoteSeq(min_seq);
+      seg->NoteSeq(max_seq);
+    }
     if (s.ok()) {
       seg->has_hint = true;
       return s;
@@ -229,10 +256,8 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
   uint64_t last_good = kFileHeaderBytes;
   uint64_t now = NowUnixMs();
   auto apply = [&](std::string_view key, const IndexEntry& e) {
-    IndexEntry old;
-    bool replaced;
-    index_->PutIfNewer(key, e, &old, &replaced);
     seg->NoteSeq(e.seq());
+    LoadEntry(seg.get(), key, e);
   };
   while (true) {
     RecordView rec;

@@ -130,6 +130,26 @@ void HintWriter::Abandon() {
 
 Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
                     uint64_t segment_bytes, const std::function<void(const HintEntry&)>& fn) {
+  return ReadHintFileBatched(env, path, segment_id, segment_bytes,
+                             [&](const HintEntry* e, size_t n) {
+                               for (size_t i = 0; i < n; ++i) fn(e[i]);
+                             });
+}
+
+uint64_t HintEntryCount(Env* env, const std::string& path) {
+  Result<std::unique_ptr<RandomAccessFile>> f = env->NewRandomAccessFile(path);
+  if (!f.ok()) return 0;
+  Result<uint64_t> size = (*f)->Size();
+  if (!size.ok() || *size < kFileHeaderBytes + kHintFooterBytes) return 0;
+  char footer[kHintFooterBytes];
+  Result<size_t> n = (*f)->Read(*size - kHintFooterBytes, kHintFooterBytes, footer);
+  if (!n.ok() || *n != kHintFooterBytes || DecodeFixed32(footer + 20) != kHintEndMagic) return 0;
+  return DecodeFixed64(footer);
+}
+
+Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,
+                           uint64_t segment_bytes,
+                           const std::function<void(const HintEntry*, size_t)>& fn) {
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env->NewRandomAccessFile(path));
   VARVE_ASSIGN_OR_RETURN(uint64_t size, f->Size());
   if (size < kFileHeaderBytes + kHintFooterBytes) {
@@ -162,8 +182,11 @@ Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
   const char* p = data.data() + kFileHeaderBytes;
   const char* limit = footer;
   uint64_t seen = 0;
-  HintEntry e;
+  constexpr size_t kGroup = 64;
+  HintEntry group[kGroup];
+  size_t in_group = 0;
   while (p < limit) {
+    HintEntry& e = group[in_group];
     const char* start = p;
     if (limit - p < 17) break;
     e.flags = static_cast<uint8_t>(*p++);
@@ -191,9 +214,13 @@ Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
     }
     e.key = std::string_view(p, key_len);
     p += key_len;
-    fn(e);
     ++seen;
+    if (++in_group == kGroup) {
+      fn(group, in_group);
+      in_group = 0;
+    }
   }
+  if (in_group > 0) fn(group, in_group);
   if (p != limit || seen != count) {
     return Status::Corruption(path + ": malformed entry near offset " +
                               std::to_string(p == nullptr ? 0 : p - data.data()));

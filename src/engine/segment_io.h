@@ -75,5 +75,11 @@ class HintWriter {
 // Corruption if anything is off (the caller then rebuilds the hint from the segment).
 Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
                     uint64_t segment_bytes, const std::function<void(const HintEntry&)>& fn);
+// As ReadHintFile, handing entries over in groups (of up to 64) so the caller can prefetch.
+Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,
+                           uint64_t segment_bytes,
+                           const std::function<void(const HintEntry*, size_t)>& fn);
+// The entry count in a hint file's footer, or 0 if it cannot be read.
+uint64_t HintEntryCount(Env* env, const std::string& path);
 
 }  // namespace varve
