@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <unistd.h>
 
 #include "varve/db.h"
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   uint64_t keys = 10'000'000;
   size_t key_bytes = 16, value_bytes = 100;
   bool keep = false;
+  bool cold = false;
   std::string index = "hash";
   app.add_option("--dir", dir, "Directory for the store (created; must not hold a store)")->required();
   app.add_option("--keys", keys, "Number of keys");
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   app.add_option("--value-bytes", value_bytes, "Value size");
   app.add_option("--index", index, "hash or ordered")->check(CLI::IsMember({"hash", "ordered"}));
   app.add_flag("--keep", keep, "Keep the store afterwards");
+  app.add_flag("--cold", cold, "Drop the page cache before each reopen (needs root)");
   CLI11_PARSE(app, argc, argv);
   if (key_bytes < 8) key_bytes = 8;
 
@@ -84,9 +87,17 @@ int main(int argc, char** argv) {
   std::printf("fill: %llu keys (%zu-byte keys, %zu-byte values) in %.2f s (%.0f keys/s)\n",
               static_cast<unsigned long long>(keys), key_bytes, value_bytes, fill_s, keys / fill_s);
 
+  auto drop_caches = [&] {
+    if (!cold) return;
+    ::sync();
+    std::ofstream f("/proc/sys/vm/drop_caches");
+    f << "3\n";
+    if (!f) std::fprintf(stderr, "varve-open-bench: cannot drop caches (not root?)\n");
+  };
   varve::Options reopen_opts;
   reopen_opts.index = opts.index;
   uint64_t rss_before = RssBytes();
+  drop_caches();
   t0 = std::chrono::steady_clock::now();
   {
     auto db = varve::DB::Open(reopen_opts, dir);
@@ -113,6 +124,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!tail_hint.empty()) std::filesystem::remove(tail_hint);
+  drop_caches();
   t0 = std::chrono::steady_clock::now();
   {
     auto db = varve::DB::Open(reopen_opts, dir);

@@ -1,0 +1,73 @@
+// The worked examples of docs/format.md, byte for byte: if this fails, the format changed and the
+// document (and the major version, if old files no longer read) must change with it.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "engine/record.h"
+
+namespace varve {
+namespace {
+
+std::string Bytes(std::initializer_list<int> b) {
+  std::string s;
+  for (int c : b) s.push_back(static_cast<char>(c));
+  return s;
+}
+
+TEST(GoldenTest, PutRecord) {
+  std::string want = Bytes({0xe1, 0x1c, 0x7c, 0xbe, 0x00, 0x07, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x02,
+                            0x6b, 0x31, 0x76, 0x31});
+  std::string got;
+  AppendRecord(&got, format::kTypePut, 7, 0, "k1", "v1");
+  EXPECT_EQ(got, want);
+  RecordView rec;
+  std::string why;
+  ASSERT_EQ(DecodeRecord(want.data(), want.size(), &rec, &why), DecodeOutcome::kOk);
+  EXPECT_EQ(rec.seq, 7u);
+  EXPECT_EQ(rec.key, "k1");
+  EXPECT_EQ(rec.value, "v1");
+  EXPECT_FALSE(rec.tombstone());
+}
+
+TEST(GoldenTest, TombstoneRecord) {
+  std::string want =
+      Bytes({0xaf, 0x97, 0x4b, 0x7e, 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x00, 0x6b, 0x31});
+  std::string got;
+  AppendRecord(&got, format::kTypeTombstone, 8, 0, "k1", "");
+  EXPECT_EQ(got, want);
+  RecordView rec;
+  std::string why;
+  ASSERT_EQ(DecodeRecord(want.data(), want.size(), &rec, &why), DecodeOutcome::kOk);
+  EXPECT_TRUE(rec.tombstone());
+}
+
+TEST(GoldenTest, BatchRecordWithExpiry) {
+  std::string want = Bytes({0x7f, 0xc5, 0xad, 0xfb, 0x1c, 0x09, 0, 0, 0, 0, 0, 0, 0,
+                            0x00, 0xa8, 0xda, 0x76, 0x9b, 0x01, 0x00, 0x00,
+                            0x02, 0x01, 0x6b, 0x32, 0x76});
+  std::string got;
+  AppendRecord(&got, format::kTypePut | format::kFlagInBatch | format::kFlagBatchCommit, 9,
+               1767225600000ull, "k2", "v");
+  EXPECT_EQ(got, want);
+  RecordView rec;
+  std::string why;
+  ASSERT_EQ(DecodeRecord(want.data(), want.size(), &rec, &why), DecodeOutcome::kOk);
+  EXPECT_EQ(rec.expiry_ms, 1767225600000ull);
+  EXPECT_TRUE(rec.in_batch());
+  EXPECT_TRUE(rec.batch_commit());
+}
+
+TEST(GoldenTest, SegmentHeader) {
+  std::string want = "VARVSEG1" + Bytes({1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 0xbc, 0x28, 0xc0, 0x43});
+  char got[format::kFileHeaderBytes];
+  EncodeFileHeader(got, FileHeader{format::kSegmentMagic, 0, 1});
+  EXPECT_EQ(std::string(got, sizeof(got)), want);
+  FileHeader h;
+  ASSERT_TRUE(DecodeFileHeader(want.data(), want.size(), format::kSegmentMagic, "x", &h).ok());
+  EXPECT_EQ(h.segment_id, 1u);
+}
+
+}  // namespace
+}  // namespace varve
