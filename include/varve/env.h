@@ -36,6 +36,8 @@ class RandomAccessFile {
   virtual Result<uint64_t> Size() const = 0;
   // Hints that reads will be random (no readahead).
   virtual void AdviseRandom() {}
+  // Hints that the file will be read start to end (more readahead).
+  virtual void AdviseSequential() {}
 };
 
 // Held while a directory is open; released by destruction.

@@ -66,7 +66,8 @@ void DBImpl::SyncLoop() {
 Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
   uint64_t size = seg->size_bytes.load();
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<HintWriter> hint, HintWriter::Create(env_, dir_, seg->id));
-  SegmentScanner scanner(seg->reader.get(), size, seg->path);
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenForScan(*seg));
+  SegmentScanner scanner(file.get(), size, seg->path);
   std::vector<HintEntry> batch;
   std::vector<std::string> batch_keys;
   Status s;
@@ -281,7 +282,12 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
       stopped = true;
       break;
     }
-    SegmentScanner scanner(in->reader.get(), in->size_bytes.load(), in->path);
+    Result<std::unique_ptr<RandomAccessFile>> file = OpenForScan(*in);
+    if (!file.ok()) {
+      status = file.status();
+      break;
+    }
+    SegmentScanner scanner(file->get(), in->size_bytes.load(), in->path);
     while (status.ok()) {
       RecordView rec;
       uint64_t offset;

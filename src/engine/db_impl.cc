@@ -432,6 +432,12 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   return seg;
 }
 
+Result<std::unique_ptr<RandomAccessFile>> DBImpl::OpenForScan(const Segment& seg) {
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env_->NewRandomAccessFile(seg.path));
+  f->AdviseSequential();
+  return f;
+}
+
 Status DBImpl::RollSegment() {
   VARVE_RETURN_IF_ERROR(SyncActive());
   std::unique_ptr<WritableFile> file;

@@ -117,6 +117,8 @@ class DBImpl final : public DB {
                     const std::map<std::string, uint64_t, std::less<>>& overlay);
   uint64_t CurrentVersion(std::string_view key);
   void SetWriteError(const Status& s);
+  // A second handle on a segment with readahead, for reading it start to end.
+  Result<std::unique_ptr<RandomAccessFile>> OpenForScan(const Segment& seg);
 
   std::shared_ptr<Segment> FindSegment(uint32_t id);
   void AddSegment(std::shared_ptr<Segment> seg);

@@ -251,7 +251,8 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
 
 Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail) {
   uint64_t file_size = seg->size_bytes.load();
-  SegmentScanner scanner(seg->reader.get(), file_size, seg->path);
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenForScan(*seg));
+  SegmentScanner scanner(file.get(), file_size, seg->path);
   std::vector<std::pair<std::string, IndexEntry>> batch;  // records of an uncommitted batch
   uint64_t last_good = kFileHeaderBytes;
   uint64_t now = NowUnixMs();

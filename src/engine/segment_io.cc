@@ -151,6 +151,7 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
                            uint64_t segment_bytes,
                            const std::function<void(const HintEntry*, size_t)>& fn) {
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env->NewRandomAccessFile(path));
+  f->AdviseSequential();
   VARVE_ASSIGN_OR_RETURN(uint64_t size, f->Size());
   if (size < kFileHeaderBytes + kHintFooterBytes) {
     return Status::Corruption(path + ": hint file truncated (" + std::to_string(size) +

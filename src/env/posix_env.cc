@@ -90,6 +90,7 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   }
 
   void AdviseRandom() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM); }
+  void AdviseSequential() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
  private:
   std::string path_;
