@@ -70,6 +70,9 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, Versione
                          bool* moved) {
   *moved = false;
   std::shared_ptr<Segment> seg = FindSegment(entry.segment);
+  if (seg == nullptr && closing_.load(std::memory_order_acquire)) {
+    return Status::InvalidArgument("store is closed");
+  }
   if (seg == nullptr) {
     *moved = true;
     return Status::NotFound();
@@ -99,6 +102,7 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, Versione
 }
 
 Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
+  if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
   gets_.fetch_add(1, std::memory_order_relaxed);
   VersionedValue v;
   for (int attempt = 0;; ++attempt) {
@@ -549,6 +553,7 @@ Status DBImpl::Close() {
   }
   active_file_.reset();
   active_.reset();
+  closing_.store(true, std::memory_order_release);
   {
     std::unique_lock lock(segments_mu_);
     segments_.clear();

@@ -158,6 +158,7 @@ class DBImpl final : public DB {
   std::deque<PendingWrite*> writers_;
   Status write_error_;  // set once a write or sync fails: writes stop, reads go on
   bool closed_ = false;
+  std::atomic<bool> closing_{false};  // segments released: reads fail
   // Owned by the group-commit leader.
   std::shared_ptr<Segment> active_;
   std::string write_buf_;

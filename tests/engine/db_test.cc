@@ -363,8 +363,11 @@ TEST_P(DBTest, ConcurrentCompareAndSetCountsExactly) {
         ASSERT_TRUE(cur.ok());
         std::string next = std::to_string(std::stoi(cur->value) + 1);
         Status s = db->CompareAndSet("counter", cur->version, next);
-        if (s.ok()) ++done;
-        else ASSERT_TRUE(s.IsAborted()) << s.ToString();
+        if (s.ok()) {
+          ++done;
+        } else {
+          ASSERT_TRUE(s.IsAborted()) << s.ToString();
+        }
       }
     });
   }
@@ -530,6 +533,20 @@ TEST_P(DBTest, RejectsBadOptionsAndOversizeKeys) {
   auto db = OpenOrDie(Opts(), tmp_.path());
   std::string huge_key((64 << 20) + 1, 'k');
   EXPECT_TRUE(db->Put(huge_key, "v").IsInvalidArgument());
+}
+
+TEST_P(DBTest, CallsAfterCloseFail) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  ASSERT_TRUE(db->Put("k", "v").ok());
+  auto it = db->NewIterator();
+  ASSERT_TRUE(it->Valid());
+  ASSERT_TRUE(db->Close().ok());
+  EXPECT_TRUE(db->Get("k").status().IsInvalidArgument());
+  EXPECT_TRUE(db->Put("k", "v2").IsInvalidArgument());
+  EXPECT_TRUE(db->Close().ok());  // idempotent
+  it.reset();
+  auto again = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(*again->Get("k"), "v");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIndexes, DBTest,
