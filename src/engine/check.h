@@ -1,8 +1,10 @@
 // CheckStore: an offline, read-only verifier of a store's files, behind `varve check`.
 //
 // It never opens the DB and never takes the directory LOCK, so it may run against a store that
-// another process has open. Files that compaction deletes meanwhile are skipped; records the
-// other process is appending at that moment may show up as a torn tail.
+// another process has open. Files that compaction deletes meanwhile are skipped, and an
+// incomplete record at the end of a segment that grew during the check is taken for an append in
+// progress, not damage. Segments that an OBSOLETE file lists (compaction inputs whose deletion
+// was interrupted; the next open deletes them) are not checked.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +27,7 @@ struct CheckReport {
   uint64_t segments = 0;    // segment files checked
   uint64_t records = 0;     // records whose checksum verified
   uint64_t hint_files = 0;  // hint files checked
-  uint64_t bytes = 0;       // bytes of segment and hint files checked
+  uint64_t bytes = 0;       // bytes of the files checked
   std::vector<Damage> damage;
 };
 
@@ -36,8 +38,9 @@ struct CheckReport {
 //   - "torn tail (cut at next open)": the newest non-compaction segment ends inside a record or
 //     inside an uncommitted batch, as after a crash; the next open drops those bytes;
 //   - "stale hint": a hint describing a different segment size than the segment has;
-//   - a hint file without its segment.
+//   - a hint file without its segment; a damaged OBSOLETE file.
 // Appends to report->damage and adds to the counters (the caller passes a fresh report).
+// Thread-compatible: one call per report.
 // Returns non-OK only if dir itself cannot be listed; everything else is damage.
 Status CheckStore(Env* env, const std::string& dir, CheckReport* report);
 

@@ -64,6 +64,9 @@ void DBImpl::SyncLoop() {
 }
 
 Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
+  // A damaged segment gets no hint: a hint would hide the damage (and the records after it)
+  // from every later open, which scans such a segment and warns instead.
+  if (seg->damaged.load()) return Status::Ok();
   uint64_t size = seg->size_bytes.load();
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<HintWriter> hint, HintWriter::Create(env_, dir_, seg->id));
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenForScan(*seg));
@@ -76,9 +79,19 @@ Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
     uint64_t offset;
     std::string why;
     SegmentScanner::Step step = scanner.Next(&rec, &offset, &why);
+    if (step == SegmentScanner::Step::kEnd && batch.empty()) break;
     if (step != SegmentScanner::Step::kRecord) {
-      if (!scanner.io_status().ok()) s = scanner.io_status();
-      break;  // damage was reported when the segment was loaded
+      if (!scanner.io_status().ok()) {
+        s = scanner.io_status();
+      } else {
+        seg->damaged = true;
+        LogWarning(seg->path + ": damaged record at offset " + std::to_string(offset) + " (" +
+                   (step == SegmentScanner::Step::kEnd ? "uncommitted batch" : why) +
+                   "); no hint written, later opens will scan it (run `varve check`)");
+        hint->Abandon();
+        return Status::Ok();
+      }
+      break;
     }
     HintEntry e{rec.flags, rec.seq, rec.expiry_ms, static_cast<uint32_t>(offset), rec.size,
                 rec.key};
@@ -115,7 +128,9 @@ Status DBImpl::WriteMissingHints() {
   {
     std::shared_lock slock(segments_mu_);
     for (const auto& [id, seg] : segments_) {
-      if (seg->sealed.load() && !seg->has_hint.load()) todo.push_back(seg);
+      if (seg->sealed.load() && !seg->has_hint.load() && !seg->damaged.load()) {
+        todo.push_back(seg);
+      }
     }
   }
   for (const auto& seg : todo) {
@@ -160,11 +175,12 @@ void DBImpl::DeleteSegmentFiles(const std::shared_ptr<Segment>& seg) {
     std::unique_lock lock(segments_mu_);
     segments_.erase(seg->id);
   }
-  // Readers holding the segment keep reading through their open descriptor.
-  Status s = env_->RemoveFile(seg->path);
-  if (!s.ok()) LogWarning("compaction: " + s.ToString());
+  // The hint goes first, so that no hint outlives its segment. Readers holding the segment keep
+  // reading through their open descriptor.
   std::string hint = dir_ + "/" + HintFileName(seg->id);
   if (env_->FileExists(hint)) env_->RemoveFile(hint).ok();
+  Status s = env_->RemoveFile(seg->path);
+  if (!s.ok()) LogWarning("compaction: " + s.ToString());
 }
 
 namespace {

@@ -54,6 +54,14 @@ Status DBImpl::Recover() {
     std::string_view ext;
     if (ParseFileName(name, &id, &ext) && ext == "vlog") segment_ids.insert(id);
   }
+  for (const std::string& name : names) {
+    uint32_t id;
+    std::string_view ext;
+    if (ParseFileName(name, &id, &ext) && ext == "hint" && segment_ids.count(id) == 0) {
+      // Left by a crash while deleting its segment; a later segment may reuse the id.
+      VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + name));
+    }
+  }
   if (!segment_ids.empty() && options_.error_if_exists) {
     return Status::InvalidArgument(dir_ + ": store exists (error_if_exists is on)");
   }
@@ -142,7 +150,8 @@ Status DBImpl::Recover() {
   for (const auto& seg : segs) {
     if (seg != tail) seg->sealed = true;
   }
-  if (tail != nullptr && tail->size_bytes.load() < options_.segment_size_bytes) {
+  if (tail != nullptr && tail->size_bytes.load() < options_.segment_size_bytes &&
+      !tail->damaged.load()) {
     // Keep appending to the tail; its hint (written at close) goes stale with the first write.
     if (tail->has_hint.load()) {
       VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + HintFileName(tail->id)));
@@ -255,10 +264,31 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
   SegmentScanner scanner(file.get(), file_size, seg->path);
   std::vector<std::pair<std::string, IndexEntry>> batch;  // records of an uncommitted batch
   uint64_t last_good = kFileHeaderBytes;
+  uint64_t max_seq = 0;
+  bool skip_batch = false;  // after damage: drop a batch whose start may have been lost
   uint64_t now = NowUnixMs();
-  auto apply = [&](std::string_view key, const IndexEntry& e) {
-    seg->NoteSeq(e.seq());
-    LoadEntry(seg.get(), key, e);
+  auto handle = [&](const RecordView& rec, uint64_t offset) {
+    max_seq = std::max(max_seq, rec.seq);
+    IndexEntry e = EntryFor(seg->id, offset, rec.size, rec.flags, rec.seq, rec.expiry_ms, now);
+    if (skip_batch) {
+      if (rec.in_batch() && !rec.batch_commit()) return;
+      skip_batch = false;
+      if (rec.in_batch()) return;  // the commit of the dropped batch
+    }
+    if (rec.in_batch()) {
+      batch.emplace_back(std::string(rec.key), e);
+      if (!rec.batch_commit()) return;
+      for (const auto& [k, be] : batch) {
+        seg->NoteSeq(be.seq());
+        LoadEntry(seg.get(), k, be);
+      }
+      batch.clear();
+    } else {
+      batch.clear();  // a batch without its commit record never happened
+      seg->NoteSeq(e.seq());
+      LoadEntry(seg.get(), rec.key, e);
+    }
+    last_good = offset + rec.size;
   };
   while (true) {
     RecordView rec;
@@ -266,19 +296,7 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
     std::string why;
     SegmentScanner::Step step = scanner.Next(&rec, &offset, &why);
     if (step == SegmentScanner::Step::kRecord) {
-      IndexEntry e = EntryFor(seg->id, offset, rec.size, rec.flags, rec.seq, rec.expiry_ms, now);
-      if (rec.in_batch()) {
-        batch.emplace_back(std::string(rec.key), e);
-        if (rec.batch_commit()) {
-          for (const auto& [k, be] : batch) apply(k, be);
-          batch.clear();
-          last_good = offset + rec.size;
-        }
-      } else {
-        batch.clear();  // a batch without its commit record never happened
-        apply(rec.key, e);
-        last_good = offset + rec.size;
-      }
+      handle(rec, offset);
       continue;
     }
     if (step == SegmentScanner::Step::kEnd && batch.empty()) break;
@@ -287,6 +305,26 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
                        : step == SegmentScanner::Step::kTruncated
                            ? "a truncated record"
                            : "a damaged record (" + why + ")";
+    if (step != SegmentScanner::Step::kEnd) {
+      // Valid records after the damage mean a damaged record, not a torn write: skip it and
+      // load the rest. (Writer segments hold increasing sequence numbers, which rules out
+      // mistaking bytes inside a value for a record.)
+      RecordView next;
+      uint64_t next_offset;
+      SegmentScanner::Step r =
+          scanner.Resync(offset, seg->compaction_output ? 0 : max_seq, &next, &next_offset);
+      if (!scanner.io_status().ok()) return scanner.io_status();
+      if (r == SegmentScanner::Step::kRecord) {
+        seg->damaged = true;
+        LogWarning(seg->path + ": " + what + " at offset " + std::to_string(offset) + "; " +
+                   std::to_string(next_offset - offset) +
+                   " bytes skipped up to the next good record (run `varve check`)");
+        skip_batch = !batch.empty() || next.in_batch();
+        batch.clear();
+        handle(next, next_offset);
+        continue;
+      }
+    }
     if (is_tail) {
       LogWarning(seg->path + ": cutting the torn tail at offset " + std::to_string(last_good) +
                  " (" + what + " at offset " + std::to_string(offset) + ", " +
@@ -296,7 +334,7 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
     } else {
       seg->damaged = true;
       LogWarning(seg->path + ": " + what + " at offset " + std::to_string(offset) +
-                 "; later records of this segment are not loaded (run `varve check`)");
+                 " and no good record after it (run `varve check`)");
     }
     break;
   }

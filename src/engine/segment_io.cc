@@ -63,6 +63,33 @@ SegmentScanner::Step SegmentScanner::Next(RecordView* rec, uint64_t* offset, std
   return Step::kRecord;
 }
 
+SegmentScanner::Step SegmentScanner::Resync(uint64_t damage_offset, uint64_t min_seq,
+                                            RecordView* rec, uint64_t* offset) {
+  // Restart the buffer just after the damaged byte.
+  buf_file_offset_ = damage_offset + 1;
+  pos_ = 0;
+  len_ = 0;
+  std::string why;
+  while (buf_file_offset_ + pos_ < file_size_) {
+    if (!Fill(kRecordMaxHeaderBytes) && !io_status_.ok()) return Step::kCorrupt;
+    if (len_ == pos_) break;
+    size_t needed = 0;
+    DecodeOutcome d = DecodeRecord(buf_.data() + pos_, len_ - pos_, rec, &why, &needed);
+    if (d == DecodeOutcome::kTruncated && needed > len_ - pos_ &&
+        buf_file_offset_ + pos_ + needed <= file_size_) {
+      if (!Fill(needed) && !io_status_.ok()) return Step::kCorrupt;
+      d = DecodeRecord(buf_.data() + pos_, len_ - pos_, rec, &why, &needed);
+    }
+    if (d == DecodeOutcome::kOk && rec->seq > min_seq) {
+      *offset = buf_file_offset_ + pos_;
+      pos_ += rec->size;
+      return Step::kRecord;
+    }
+    ++pos_;
+  }
+  return Step::kEnd;
+}
+
 HintWriter::HintWriter(Env* env, std::string tmp, std::string final_path,
                        std::unique_ptr<WritableFile> f)
     : env_(env), tmp_path_(std::move(tmp)), final_path_(std::move(final_path)), file_(std::move(f)) {}

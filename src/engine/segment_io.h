@@ -22,6 +22,10 @@ class SegmentScanner {
   // kEnd: clean end of file. kTruncated: the file ends inside a record at *offset.
   // kCorrupt: the record at *offset is damaged; *why says how (the scan cannot continue).
   Step Next(RecordView* rec, uint64_t* offset, std::string* why);
+  // After kCorrupt or kTruncated at damage_offset: looks for the next offset after it where a
+  // whole record with a valid checksum and a sequence number above min_seq starts. Returns
+  // kRecord (that record; the scan goes on from it) or kEnd if none follows (a torn tail).
+  Step Resync(uint64_t damage_offset, uint64_t min_seq, RecordView* rec, uint64_t* offset);
   // An I/O error met by Next (reported as kCorrupt with why naming it).
   const Status& io_status() const { return io_status_; }
 
