@@ -185,6 +185,58 @@ TEST_P(DBTest, GarbageAfterTailIsCut) {
   EXPECT_EQ(*db->Get("b"), "2");
 }
 
+// Flips one byte of the first occurrence of needle in file; returns its offset.
+size_t FlipByteOf(const std::string& file, const std::string& needle) {
+  std::string data;
+  {
+    std::ifstream in(file, std::ios::binary);
+    data.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  size_t at = data.find(needle);
+  EXPECT_NE(at, std::string::npos);
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.put(static_cast<char>(data[at] ^ 0x01));
+  return at;
+}
+
+TEST_P(DBTest, DamageInTheMiddleOfTheTailLosesOnlyThatRecord) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(i)).ok());
+  }
+  std::string seg = SegmentFiles(tmp_.path()).back();
+  fs::remove(seg.substr(0, seg.size() - 4) + "hint");  // as after a crash
+  FlipByteOf(seg, ValueFor(50));
+  for (int round = 0; round < 2; ++round) {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    EXPECT_EQ(db->GetStats().keys, 99u + round);
+    EXPECT_TRUE(db->Get("k50").status().IsNotFound());
+    for (int i = 0; i < 100; ++i) {
+      if (i != 50) ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(i)) << i;
+    }
+    ASSERT_TRUE(db->Put("new" + std::to_string(round), "v").ok());
+  }
+  EXPECT_EQ(SegmentFiles(tmp_.path()).size(), 2u);  // the damaged tail is not appended to
+}
+
+TEST_P(DBTest, DamagedRecordIsACorruptionErrorNeverAValue) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    for (int i = 0; i < 20000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(i)).ok());
+  }
+  std::string first = SegmentFiles(tmp_.path()).front();
+  size_t at = FlipByteOf(first, ValueFor(100));
+  auto db = OpenOrDie(Opts(), tmp_.path());  // loads the index from the hint
+  Result<std::string> r = db->Get("k100");
+  ASSERT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find(fs::path(first).filename().string()), std::string::npos);
+  EXPECT_NE(r.status().message().find("offset"), std::string::npos) << at;
+  EXPECT_EQ(*db->Get("k99"), ValueFor(99));
+  EXPECT_EQ(*db->Get("k101"), ValueFor(101));
+  EXPECT_EQ(*db->Get("k19999"), ValueFor(19999));
+}
+
 TEST_P(DBTest, BatchIsAllOrNothingAcrossACrash) {
   {
     auto db = OpenOrDie(Opts(), tmp_.path());
