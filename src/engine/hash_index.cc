@@ -1,6 +1,7 @@
 // Hash index: 256 shards, each an open-addressing table (linear probing, backward-shift delete)
 // of 8-byte slots pointing into an arena that holds [entry (20 bytes)][varint key length][key].
 // Per key: 8 / load factor bytes of slot + 21 bytes of entry + the key.
+#define XXH_INLINE_ALL  // the hash is on every lookup: inline it
 #include <xxhash.h>
 
 #include <algorithm>
