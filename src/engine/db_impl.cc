@@ -425,8 +425,9 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   seg->compaction_output = compaction_output;
   VARVE_ASSIGN_OR_RETURN(*file, env_->NewWritableFile(seg->path));
   char header[kFileHeaderBytes];
-  EncodeFileHeader(header, FileHeader{kSegmentMagic,
-                                      compaction_output ? kFileFlagCompactionOutput : 0u, id});
+  EncodeFileHeader(header,
+                   FileHeader{kSegmentMagic, compaction_output ? kFileFlagCompactionOutput : 0u,
+                              id, last_seq_.load(std::memory_order_acquire)});
   VARVE_RETURN_IF_ERROR((*file)->Append(std::string_view(header, kFileHeaderBytes)));
   VARVE_RETURN_IF_ERROR((*file)->Sync());
   VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/index.h"
+#include "util/rw_mutex.h"
 #include "engine/record.h"
 #include "varve/db.h"
 #include "varve/env.h"
@@ -150,7 +151,7 @@ class DBImpl final : public DB {
   std::unique_ptr<FileLock> lock_;
 
   // Segments by id.
-  std::shared_mutex segments_mu_;
+  RWMutex segments_mu_;
   std::map<uint32_t, std::shared_ptr<Segment>> segments_;
 
   // Write path.

@@ -11,6 +11,7 @@
 #include <shared_mutex>
 
 #include "engine/index.h"
+#include "util/rw_mutex.h"
 #include "util/check.h"
 #include "util/coding.h"
 
@@ -107,7 +108,7 @@ size_t ItemBytes(const char* p) {
 }
 
 struct alignas(64) Shard {
-  mutable std::shared_mutex mu;
+  mutable RWMutex mu;
   std::unique_ptr<uint64_t[]> slots;  // (tag << 32) | arena ref; 0 = empty
   uint64_t mask = 0;                  // capacity - 1 (0 while unallocated)
   uint64_t count = 0;

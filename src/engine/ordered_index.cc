@@ -6,6 +6,7 @@
 #include <shared_mutex>
 
 #include "engine/index.h"
+#include "util/rw_mutex.h"
 
 namespace varve {
 namespace {
@@ -129,7 +130,7 @@ class OrderedIndex final : public Index {
     map_.erase(it);
   }
 
-  mutable std::shared_mutex mu_;
+  mutable SpinRWMutex mu_;
   std::map<std::string, IndexEntry, std::less<>> map_;
   uint64_t memory_ = 0;
 };

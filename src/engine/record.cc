@@ -107,7 +107,8 @@ void EncodeFileHeader(char* dst, const FileHeader& h) {
   EncodeFixed16(dst + 8, kMajorVersion);
   EncodeFixed16(dst + 10, kMinorVersion);
   EncodeFixed32(dst + 12, h.flags);
-  EncodeFixed64(dst + 16, h.segment_id);
+  EncodeFixed32(dst + 16, h.segment_id);
+  EncodeFixed64(dst + 20, h.base_seq);
   EncodeFixed32(dst + 28, crc32c::Mask(crc32c::Value(dst, 28)));
 }
 
@@ -129,7 +130,8 @@ Status DecodeFileHeader(const char* src, size_t n, std::string_view expected_mag
   }
   out->magic = expected_magic;
   out->flags = DecodeFixed32(src + 12);
-  out->segment_id = DecodeFixed64(src + 16);
+  out->segment_id = DecodeFixed32(src + 16);
+  out->base_seq = DecodeFixed64(src + 20);
   return Status::Ok();
 }
 

@@ -38,7 +38,11 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
 struct FileHeader {
   std::string_view magic;
   uint32_t flags = 0;
-  uint64_t segment_id = 0;
+  uint32_t segment_id = 0;
+  // Segments: the last sequence number handed out when the segment was created. Opening takes
+  // the highest of these and of all record sequences, so numbers are never reused even after
+  // compaction dropped the records that carried the highest ones.
+  uint64_t base_seq = 0;
 };
 void EncodeFileHeader(char* dst, const FileHeader& h);  // writes kFileHeaderBytes
 // Checks magic (must equal expected_magic), version and checksum.

@@ -9,8 +9,8 @@ namespace varve::format {
 constexpr uint16_t kMajorVersion = 1;
 constexpr uint16_t kMinorVersion = 0;
 
-// File header shared by segment and hint files (32 bytes):
-//   magic[8] | major u16 | minor u16 | flags u32 | segment_id u64 | reserved u32 | crc u32
+// File header shared by segment, hint and OBSOLETE files (32 bytes):
+//   magic[8] | major u16 | minor u16 | flags u32 | segment_id u32 | base_seq u64 | crc u32
 constexpr size_t kFileHeaderBytes = 32;
 constexpr std::string_view kSegmentMagic = "VARVSEG1";
 constexpr std::string_view kHintMagic = "VARVHNT1";

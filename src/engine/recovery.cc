@@ -68,6 +68,7 @@ Status DBImpl::Recover() {
 
   // Open every segment and check its header.
   std::vector<std::shared_ptr<Segment>> segs;
+  uint64_t base_seq = 0;
   for (uint32_t id : segment_ids) {
     auto seg = std::make_shared<Segment>();
     seg->id = id;
@@ -92,6 +93,7 @@ Status DBImpl::Recover() {
                                 std::to_string(fh.segment_id));
     }
     seg->compaction_output = (fh.flags & kFileFlagCompactionOutput) != 0;
+    base_seq = std::max(base_seq, fh.base_seq);
     seg->size_bytes = size;
     seg->reader->AdviseRandom();
     segs.push_back(std::move(seg));
@@ -137,7 +139,7 @@ Status DBImpl::Recover() {
 
   if (loaded_tombstones_.load()) index_->DropTombstones();
   loading_.clear();
-  uint64_t max_seq = 0;
+  uint64_t max_seq = base_seq;
   uint32_t max_id = 0;
   for (const auto& seg : segs) {
     max_seq = std::max(max_seq, seg->max_seq.load());
@@ -228,11 +230,12 @@ Status DBImpl::FinishObsolete() {
 Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated) {
   *truncated = false;
   std::string hint_path = dir_ + "/" + HintFileName(seg->id);
-  if (env_->FileExists(hint_path)) {
-    uint64_t now = NowUnixMs();
-    uint64_t min_seq = UINT64_MAX, max_seq = 0;
-    Status s = ReadHintFileBatched(
-        env_, hint_path, seg->id, seg->size_bytes.load(), [&](const HintEntry* h, size_t n) {
+  if (!env_->FileExists(hint_path)) return ScanSegmentIntoIndex(seg, is_tail);
+  uint64_t now = NowUnixMs();
+  uint64_t min_seq = UINT64_MAX, max_seq = 0;
+  auto load = [&](uint64_t segment_bytes) {
+    return ReadHintFileBatched(
+        env_, hint_path, seg->id, segment_bytes, [&](const HintEntry* h, size_t n) {
           // The index is far larger than the caches: start every slot load of the group first.
           for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
           for (size_t i = 0; i < n; ++i) {
@@ -243,18 +246,35 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
                                h[i].expiry_ms, now));
           }
         });
-    if (max_seq != 0) {
-      seg->NoteSeq(min_seq);
-      seg->NoteSeq(max_seq);
+  };
+  uint64_t size = seg->size_bytes.load();
+  Status s = load(size);
+  uint64_t described = HintSegmentBytes(env_, hint_path);
+  if (!s.ok() && described > size) {
+    // Segments never shrink: the file lost its end after its hint was written. Trust the hint,
+    // so that the lost records stay the newest versions of their keys and reads of them fail
+    // with a corruption error (instead of older versions coming back).
+    Status all = load(described);
+    if (all.ok()) {
+      seg->damaged = true;
+      LogWarning(seg->path + ": " + std::to_string(described - size) +
+                 " bytes missing at the end (the hint describes " + std::to_string(described) +
+                 " bytes); reads of records past offset " + std::to_string(size) +
+                 " fail (run `varve check`)");
+      s = all;
     }
-    if (s.ok()) {
-      seg->has_hint = true;
-      return s;
-    }
-    LogWarning(s.ToString() + "; rebuilding the index of " + SegmentFileName(seg->id) +
-               " from its records");
-    env_->RemoveFile(hint_path).ok();
   }
+  if (max_seq != 0) {
+    seg->NoteSeq(min_seq);
+    seg->NoteSeq(max_seq);
+  }
+  if (s.ok()) {
+    seg->has_hint = !seg->damaged.load();
+    return s;
+  }
+  LogWarning(s.ToString() + "; rebuilding the index of " + SegmentFileName(seg->id) +
+             " from its records");
+  env_->RemoveFile(hint_path).ok();
   return ScanSegmentIntoIndex(seg, is_tail);
 }
 

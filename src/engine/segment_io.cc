@@ -163,7 +163,10 @@ Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
                              });
 }
 
-uint64_t HintEntryCount(Env* env, const std::string& path) {
+namespace {
+
+// The footer field at field_offset, if the footer's end magic is intact; else 0.
+uint64_t HintFooterField(Env* env, const std::string& path, size_t field_offset) {
   Result<std::unique_ptr<RandomAccessFile>> f = env->NewRandomAccessFile(path);
   if (!f.ok()) return 0;
   Result<uint64_t> size = (*f)->Size();
@@ -171,7 +174,17 @@ uint64_t HintEntryCount(Env* env, const std::string& path) {
   char footer[kHintFooterBytes];
   Result<size_t> n = (*f)->Read(*size - kHintFooterBytes, kHintFooterBytes, footer);
   if (!n.ok() || *n != kHintFooterBytes || DecodeFixed32(footer + 20) != kHintEndMagic) return 0;
-  return DecodeFixed64(footer);
+  return DecodeFixed64(footer + field_offset);
+}
+
+}  // namespace
+
+uint64_t HintEntryCount(Env* env, const std::string& path) {
+  return HintFooterField(env, path, 0);
+}
+
+uint64_t HintSegmentBytes(Env* env, const std::string& path) {
+  return HintFooterField(env, path, 8);
 }
 
 Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,

@@ -83,7 +83,8 @@ Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
 Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,
                            uint64_t segment_bytes,
                            const std::function<void(const HintEntry*, size_t)>& fn);
-// The entry count in a hint file's footer, or 0 if it cannot be read.
+// The entry count / segment size in a hint file's footer, or 0 if it cannot be read.
 uint64_t HintEntryCount(Env* env, const std::string& path);
+uint64_t HintSegmentBytes(Env* env, const std::string& path);
 
 }  // namespace varve

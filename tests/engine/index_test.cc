@@ -1,1 +1,755 @@
+// One behaviour suite for every index kind (src/engine/index.h): each test runs against the hash
+// index and the ordered index.
+#include "engine/index.h"
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace varve {
+namespace {
+
+IndexEntry Entry(uint32_t segment, uint32_t offset, uint32_t size, uint64_t seq,
+                 uint64_t flags = 0) {
+  IndexEntry e;
+  e.segment = segment;
+  e.offset = offset;
+  e.size = size;
+  e.seq_flags = seq | flags;
+  return e;
+}
+
+bool Same(const IndexEntry& a, const IndexEntry& b) {
+  return a.segment == b.segment && a.offset == b.offset && a.size == b.size &&
+         a.seq_flags == b.seq_flags;
+}
+
+std::string Show(const IndexEntry& e) {
+  return "{segment " + std::to_string(e.segment) + ", offset " + std::to_string(e.offset) +
+         ", size " + std::to_string(e.size) + ", seq_flags " + std::to_string(e.seq_flags) + "}";
+}
+
+#define EXPECT_ENTRY_EQ(a, b) EXPECT_TRUE(Same((a), (b))) << Show(a) << " vs " << Show(b)
+#define ASSERT_ENTRY_EQ(a, b) ASSERT_TRUE(Same((a), (b))) << Show(a) << " vs " << Show(b)
+
+std::string KindName(const ::testing::TestParamInfo<IndexKind>& info) {
+  return info.param == IndexKind::kHash ? "Hash" : "Ordered";
+}
+
+class IndexTest : public ::testing::TestWithParam<IndexKind> {
+ protected:
+  IndexTest() : index_(Index::Create(GetParam())) {}
+
+  // Every entry, through ForEach.
+  std::map<std::string, IndexEntry> Contents() const {
+    std::map<std::string, IndexEntry> out;
+    index_->ForEach([&](std::string_view k, const IndexEntry& e) {
+      EXPECT_TRUE(out.emplace(std::string(k), e).second) << "ForEach visited a key twice";
+    });
+    return out;
+  }
+
+  // Every entry, through Scan in chunks of max_entries.
+  std::vector<Index::KeyEntry> ScanAll(std::string_view start, size_t max_entries,
+                                       size_t* calls = nullptr) const {
+    std::vector<Index::KeyEntry> out;
+    Index::Cursor cursor;
+    size_t n = 0;
+    bool more = true;
+    while (more) {
+      size_t before = out.size();
+      more = index_->Scan(&cursor, start, max_entries, &out);
+      ++n;
+      if (index_->Ordered()) {
+        EXPECT_LE(out.size() - before, max_entries);
+      }
+      EXPECT_LT(n, 1000000u) << "Scan does not terminate";
+      if (n >= 1000000) break;
+    }
+    if (calls != nullptr) *calls = n;
+    return out;
+  }
+
+  std::unique_ptr<Index> index_;
+};
+
+INSTANTIATE_TEST_SUITE_P(AllKinds, IndexTest,
+                         ::testing::Values(IndexKind::kHash, IndexKind::kOrdered), KindName);
+
+TEST_P(IndexTest, OrderedMatchesKind) {
+  EXPECT_EQ(index_->Ordered(), GetParam() == IndexKind::kOrdered);
+}
+
+TEST_P(IndexTest, EmptyIndex) {
+  IndexEntry e;
+  EXPECT_FALSE(index_->Get("missing", &e));
+  EXPECT_FALSE(index_->Get("", &e));
+  EXPECT_FALSE(index_->Remove("missing", &e));
+  EXPECT_FALSE(index_->ReplaceIf("missing", Entry(1, 2, 3, 4), Entry(5, 6, 7, 8)));
+  EXPECT_FALSE(index_->RemoveIf("missing", Entry(1, 2, 3, 4)));
+  EXPECT_EQ(index_->Size(), 0u);
+  EXPECT_TRUE(Contents().empty());
+  EXPECT_TRUE(ScanAll("", 7).empty());
+  index_->DropTombstones();
+  EXPECT_EQ(index_->Size(), 0u);
+}
+
+TEST_P(IndexTest, PutGetRemove) {
+  IndexEntry old;
+  EXPECT_FALSE(index_->Put("a", Entry(1, 32, 20, 1), &old));
+  EXPECT_FALSE(index_->Put("b", Entry(1, 52, 21, 2), &old));
+  EXPECT_FALSE(index_->Put("", Entry(1, 73, 15, 3), &old));
+  EXPECT_EQ(index_->Size(), 3u);
+
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("a", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 32, 20, 1));
+  ASSERT_TRUE(index_->Get("", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 73, 15, 3));
+  EXPECT_FALSE(index_->Get("c", &e));
+  EXPECT_FALSE(index_->Get("a ", &e));
+  EXPECT_FALSE(index_->Get(std::string_view("a\0", 2), &e));
+
+  // Replacing returns the old entry and keeps the size.
+  EXPECT_TRUE(index_->Put("a", Entry(2, 32, 25, 4, IndexEntry::kExpiryBit), &old));
+  EXPECT_ENTRY_EQ(old, Entry(1, 32, 20, 1));
+  EXPECT_EQ(index_->Size(), 3u);
+  ASSERT_TRUE(index_->Get("a", &e));
+  EXPECT_ENTRY_EQ(e, Entry(2, 32, 25, 4, IndexEntry::kExpiryBit));
+  EXPECT_TRUE(e.has_expiry());
+  EXPECT_EQ(e.seq(), 4u);
+
+  EXPECT_TRUE(index_->Remove("a", &old));
+  EXPECT_ENTRY_EQ(old, Entry(2, 32, 25, 4, IndexEntry::kExpiryBit));
+  EXPECT_FALSE(index_->Get("a", &e));
+  EXPECT_FALSE(index_->Remove("a", &old));
+  EXPECT_EQ(index_->Size(), 2u);
+  ASSERT_TRUE(index_->Get("b", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 52, 21, 2));
+
+  // Removed keys can come back.
+  EXPECT_FALSE(index_->Put("a", Entry(3, 40, 10, 9), &old));
+  ASSERT_TRUE(index_->Get("a", &e));
+  EXPECT_ENTRY_EQ(e, Entry(3, 40, 10, 9));
+  EXPECT_EQ(index_->Size(), 3u);
+}
+
+TEST_P(IndexTest, BinaryKeysAreDistinct) {
+  std::vector<std::string> keys = {std::string("\0", 1),
+                                   std::string("\0\0", 2),
+                                   "\xff",
+                                   std::string("a\0b", 3),
+                                   "a",
+                                   "ab",
+                                   "\x80"};
+  IndexEntry old;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_FALSE(index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old));
+  }
+  EXPECT_EQ(index_->Size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    IndexEntry e;
+    ASSERT_TRUE(index_->Get(keys[i], &e)) << i;
+    EXPECT_EQ(e.offset, i);
+  }
+}
+
+TEST_P(IndexTest, PutIfNewer) {
+  IndexEntry old;
+  bool replaced = true;
+  // Absent: inserts.
+  EXPECT_TRUE(index_->PutIfNewer("k", Entry(1, 100, 10, 10), &old, &replaced));
+  EXPECT_FALSE(replaced);
+  EXPECT_EQ(index_->Size(), 1u);
+
+  // Lower sequence: no change.
+  EXPECT_FALSE(index_->PutIfNewer("k", Entry(2, 200, 20, 9), &old, &replaced));
+  EXPECT_FALSE(replaced);
+  // Equal sequence: no change.
+  EXPECT_FALSE(index_->PutIfNewer("k", Entry(2, 200, 20, 10), &old, &replaced));
+  EXPECT_FALSE(replaced);
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10, 10));
+
+  // Flags do not count as sequence: a lower seq with the tombstone bit set still loses.
+  EXPECT_FALSE(
+      index_->PutIfNewer("k", Entry(2, 200, 20, 5, IndexEntry::kTombstoneBit), &old, &replaced));
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10, 10));
+
+  // Higher sequence: replaces and reports the old entry.
+  EXPECT_TRUE(
+      index_->PutIfNewer("k", Entry(3, 300, 30, 11, IndexEntry::kTombstoneBit), &old, &replaced));
+  EXPECT_TRUE(replaced);
+  EXPECT_ENTRY_EQ(old, Entry(1, 100, 10, 10));
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_ENTRY_EQ(e, Entry(3, 300, 30, 11, IndexEntry::kTombstoneBit));
+  EXPECT_TRUE(e.tombstone());
+  EXPECT_EQ(index_->Size(), 1u);
+
+  // A tombstone entry's sequence still guards against older records.
+  EXPECT_FALSE(index_->PutIfNewer("k", Entry(4, 400, 40, 10), &old, &replaced));
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_TRUE(e.tombstone());
+}
+
+TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
+  // Recovery loads segments in any order: the result must not depend on it.
+  std::mt19937 rng(5);
+  std::vector<std::pair<std::string, IndexEntry>> records;
+  std::map<std::string, IndexEntry> newest;
+  for (uint64_t seq = 1; seq <= 5000; ++seq) {
+    std::string key = "key" + std::to_string(rng() % 500);
+    IndexEntry e = Entry(static_cast<uint32_t>(seq % 17), static_cast<uint32_t>(seq), 10, seq);
+    records.emplace_back(key, e);
+    newest[key] = e;
+  }
+  std::shuffle(records.begin(), records.end(), rng);
+  for (const auto& [k, e] : records) {
+    IndexEntry old;
+    bool replaced;
+    index_->PutIfNewer(k, e, &old, &replaced);
+  }
+  EXPECT_EQ(index_->Size(), newest.size());
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), newest.size());
+  for (const auto& [k, e] : newest) EXPECT_ENTRY_EQ(got[k], e);
+}
+
+TEST_P(IndexTest, ReplaceIfOnlyWhenLocationMatches) {
+  IndexEntry old;
+  index_->Put("k", Entry(1, 100, 10, 5), &old);
+  // Different segment or offset: no change. (Size and seq do not take part in the match.)
+  EXPECT_FALSE(index_->ReplaceIf("k", Entry(2, 100, 10, 5), Entry(9, 9, 9, 5)));
+  EXPECT_FALSE(index_->ReplaceIf("k", Entry(1, 101, 10, 5), Entry(9, 9, 9, 5)));
+  EXPECT_FALSE(index_->ReplaceIf("other", Entry(1, 100, 10, 5), Entry(9, 9, 9, 5)));
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10, 5));
+  EXPECT_FALSE(index_->Get("other", &e));
+
+  EXPECT_TRUE(index_->ReplaceIf("k", Entry(1, 100, 999, 777), Entry(7, 32, 10, 5)));
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_ENTRY_EQ(e, Entry(7, 32, 10, 5));
+  EXPECT_EQ(index_->Size(), 1u);
+  // The old location no longer matches.
+  EXPECT_FALSE(index_->ReplaceIf("k", Entry(1, 100, 10, 5), Entry(8, 8, 8, 5)));
+  ASSERT_TRUE(index_->Get("k", &e));
+  EXPECT_ENTRY_EQ(e, Entry(7, 32, 10, 5));
+}
+
+TEST_P(IndexTest, RemoveIfOnlyWhenLocationMatches) {
+  IndexEntry old;
+  index_->Put("k", Entry(1, 100, 10, 5), &old);
+  index_->Put("j", Entry(1, 200, 10, 6), &old);
+  EXPECT_FALSE(index_->RemoveIf("k", Entry(2, 100, 10, 5)));
+  EXPECT_FALSE(index_->RemoveIf("k", Entry(1, 200, 10, 5)));
+  EXPECT_FALSE(index_->RemoveIf("missing", Entry(1, 100, 10, 5)));
+  EXPECT_EQ(index_->Size(), 2u);
+  IndexEntry e;
+  EXPECT_TRUE(index_->Get("k", &e));
+
+  EXPECT_TRUE(index_->RemoveIf("k", Entry(1, 100, 0, 0)));
+  EXPECT_FALSE(index_->Get("k", &e));
+  EXPECT_EQ(index_->Size(), 1u);
+  EXPECT_FALSE(index_->RemoveIf("k", Entry(1, 100, 10, 5)));
+  EXPECT_TRUE(index_->Get("j", &e));
+}
+
+TEST_P(IndexTest, DropTombstones) {
+  IndexEntry old;
+  std::map<std::string, IndexEntry> expected;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    std::string key = "key-" + std::to_string(i);
+    bool tombstone = i % 3 == 0;
+    IndexEntry e = Entry(1, i, 10, i + 1, tombstone ? IndexEntry::kTombstoneBit : 0);
+    bool replaced;
+    ASSERT_TRUE(index_->PutIfNewer(key, e, &old, &replaced));
+    if (!tombstone) expected[key] = e;
+  }
+  EXPECT_EQ(index_->Size(), 5000u);
+  index_->DropTombstones();
+  EXPECT_EQ(index_->Size(), expected.size());
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), expected.size());
+  for (const auto& [k, e] : expected) {
+    ASSERT_TRUE(got.count(k)) << k;
+    EXPECT_ENTRY_EQ(got[k], e);
+    IndexEntry g;
+    ASSERT_TRUE(index_->Get(k, &g)) << k;
+  }
+  for (uint32_t i = 0; i < 5000; i += 3) {
+    IndexEntry g;
+    EXPECT_FALSE(index_->Get("key-" + std::to_string(i), &g)) << i;
+  }
+  // A second pass finds nothing more to drop.
+  index_->DropTombstones();
+  EXPECT_EQ(index_->Size(), expected.size());
+}
+
+TEST_P(IndexTest, DropAllTombstones) {
+  IndexEntry old;
+  for (uint32_t i = 0; i < 3000; ++i) {
+    index_->Put("t" + std::to_string(i), Entry(1, i, 1, i + 1, IndexEntry::kTombstoneBit), &old);
+  }
+  index_->DropTombstones();
+  EXPECT_EQ(index_->Size(), 0u);
+  EXPECT_TRUE(Contents().empty());
+  EXPECT_TRUE(ScanAll("", 7).empty());
+}
+
+TEST_P(IndexTest, ScanVisitsEveryKeyExactlyOnce) {
+  IndexEntry old;
+  std::map<std::string, IndexEntry> expected;
+  for (uint32_t i = 0; i < 3000; ++i) {
+    std::string key = "k" + std::to_string(i * 7919 % 3001);
+    IndexEntry e = Entry(i % 5, i, 10, i + 1);
+    index_->Put(key, e, &old);
+    expected[key] = e;
+  }
+  for (size_t max_entries : {size_t{1}, size_t{7}, size_t{1000}, size_t{100000}}) {
+    SCOPED_TRACE(max_entries);
+    size_t calls = 0;
+    std::vector<Index::KeyEntry> all = ScanAll("", max_entries, &calls);
+    std::map<std::string, IndexEntry> seen;
+    for (const auto& [k, e] : all) {
+      EXPECT_TRUE(seen.emplace(k, e).second) << "key " << k << " scanned twice";
+    }
+    EXPECT_EQ(all.size(), expected.size());
+    ASSERT_EQ(seen.size(), expected.size());
+    for (const auto& [k, e] : expected) EXPECT_ENTRY_EQ(seen[k], e);
+    if (max_entries == 7) {
+      EXPECT_GT(calls, 1u) << "small chunks must take several calls";
+    }
+    if (index_->Ordered()) {
+      EXPECT_TRUE(std::is_sorted(all.begin(), all.end(),
+                                 [](const auto& a, const auto& b) { return a.first < b.first; }));
+    }
+  }
+}
+
+TEST_P(IndexTest, ScanHonorsStartWhenOrdered) {
+  IndexEntry old;
+  std::set<std::string> keys;
+  for (int i = 0; i < 500; ++i) {
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "key%04d", i);
+    keys.insert(buf);
+    index_->Put(buf, Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old);
+  }
+  for (std::string start : {"", "key0000", "key0250", "key0250x", "key0499", "key05", "a", "z"}) {
+    SCOPED_TRACE("start '" + start + "'");
+    std::vector<Index::KeyEntry> got = ScanAll(start, 7);
+    std::vector<std::string> got_keys;
+    for (const auto& [k, e] : got) got_keys.push_back(k);
+    if (index_->Ordered()) {
+      // Exactly the keys >= start, in order.
+      std::vector<std::string> want(keys.lower_bound(start), keys.end());
+      EXPECT_EQ(got_keys, want);
+    } else {
+      // The hash index ignores start: every key, in some order.
+      std::sort(got_keys.begin(), got_keys.end());
+      EXPECT_EQ(got_keys, std::vector<std::string>(keys.begin(), keys.end()));
+    }
+  }
+}
+
+TEST_P(IndexTest, ScanToleratesWritesBetweenChunks) {
+  // Keys present for the whole scan are returned exactly once even if others change meanwhile.
+  IndexEntry old;
+  for (int i = 0; i < 2000; ++i) {
+    index_->Put("stable" + std::to_string(i), Entry(1, static_cast<uint32_t>(i), 1, 1), &old);
+  }
+  Index::Cursor cursor;
+  std::vector<Index::KeyEntry> out;
+  std::map<std::string, int> seen;
+  int round = 0;
+  bool more = true;
+  while (more) {
+    more = index_->Scan(&cursor, "", 7, &out);
+    for (int j = 0; j < 5; ++j) {
+      index_->Put("churn" + std::to_string(round * 5 + j), Entry(2, 0, 1, 2), &old);
+      index_->Remove("churn" + std::to_string(round * 5 + j - 3), &old);
+    }
+    ++round;
+  }
+  for (const auto& [k, e] : out) ++seen[k];
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(seen["stable" + std::to_string(i)], 1) << i;
+  }
+  for (const auto& [k, n] : seen) EXPECT_EQ(n, 1) << k;
+}
+
+TEST_P(IndexTest, ForEachVisitsEveryEntry) {
+  IndexEntry old;
+  std::map<std::string, IndexEntry> expected;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    std::string key(i % 50 + 1, static_cast<char>('a' + i % 26));
+    key += std::to_string(i);
+    expected[key] = Entry(i, i * 2, i * 3, i + 1);
+    index_->Put(key, expected[key], &old);
+  }
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), expected.size());
+  for (const auto& [k, e] : expected) EXPECT_ENTRY_EQ(got[k], e);
+  if (index_->Ordered()) {
+    std::vector<std::string> order;
+    index_->ForEach([&](std::string_view k, const IndexEntry&) { order.emplace_back(k); });
+    EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  }
+}
+
+TEST_P(IndexTest, MemoryBytesGrowsWithKeys) {
+  IndexEntry old;
+  uint64_t m0 = index_->MemoryBytes();
+  for (int i = 0; i < 10000; ++i) index_->Put("key-" + std::to_string(i), Entry(1, 1, 1, 1), &old);
+  uint64_t m1 = index_->MemoryBytes();
+  EXPECT_GT(m1, m0);
+  // At least the key bytes are accounted for.
+  EXPECT_GE(m1 - m0, 10000u * 8);
+  for (int i = 10000; i < 50000; ++i) {
+    index_->Put("key-" + std::to_string(i), Entry(1, 1, 1, 1), &old);
+  }
+  uint64_t m2 = index_->MemoryBytes();
+  EXPECT_GT(m2, m1);
+  // Long keys are accounted for (at least half of their bytes, whatever the chunking).
+  for (int i = 0; i < 10000; ++i) {
+    index_->Put(std::string(1000, 'L') + std::to_string(i), Entry(1, 1, 1, 1), &old);
+  }
+  EXPECT_GE(index_->MemoryBytes(), m2 + 10000u * 1000 / 2);
+}
+
+TEST_P(IndexTest, MemoryIsReclaimedAfterMassDelete) {
+  // Removing most long keys frees their memory (for the hash index: the arena is compacted).
+  IndexEntry old;
+  for (int i = 0; i < 20000; ++i) {
+    index_->Put(std::to_string(i) + std::string(2048, 'x'), Entry(1, 1, 1, i + 1), &old);
+  }
+  uint64_t full = index_->MemoryBytes();
+  EXPECT_GE(full, 20000u * 2048);
+  for (int i = 0; i < 20000; ++i) {
+    if (i % 20 != 0) {
+      ASSERT_TRUE(index_->Remove(std::to_string(i) + std::string(2048, 'x'), &old));
+    }
+  }
+  EXPECT_EQ(index_->Size(), 1000u);
+  EXPECT_LT(index_->MemoryBytes(), full / 2);
+  // The survivors are intact after the arena moved them.
+  for (int i = 0; i < 20000; i += 20) {
+    IndexEntry e;
+    ASSERT_TRUE(index_->Get(std::to_string(i) + std::string(2048, 'x'), &e)) << i;
+    EXPECT_EQ(e.seq(), static_cast<uint64_t>(i + 1));
+  }
+}
+
+TEST_P(IndexTest, HugeKeys) {
+  // Keys larger than the hash index's 1 MiB arena chunks take their own allocation.
+  IndexEntry old;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 4; ++i) {
+    keys.push_back(std::string((1 << 20) + 1000 * i + 1, static_cast<char>('A' + i)));
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_FALSE(index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old));
+    EXPECT_FALSE(index_->Put("small" + std::to_string(i), Entry(2, 0, 1, 1), &old));
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    IndexEntry e;
+    ASSERT_TRUE(index_->Get(keys[i], &e)) << i;
+    EXPECT_EQ(e.offset, i);
+    std::string almost = keys[i];
+    almost.back() = 'z';
+    EXPECT_FALSE(index_->Get(almost, &e));
+  }
+  EXPECT_TRUE(index_->Remove(keys[1], &old));
+  std::map<std::string, IndexEntry> got = Contents();
+  EXPECT_EQ(got.size(), 7u);
+  EXPECT_TRUE(got.count(keys[0]) && got.count(keys[2]) && got.count(keys[3]));
+  EXPECT_FALSE(got.count(keys[1]));
+}
+
+// Keys between the hash arena's first chunk size (4 KiB) and its 1 MiB chunk limit.
+// These are legal keys: format::kMaxKeyBytes is 64 MiB.
+TEST_P(IndexTest, MediumKeys) {
+  IndexEntry old;
+  std::vector<std::string> keys;
+  for (size_t len : {size_t{5000}, size_t{9000}, size_t{70000}, size_t{300000}, size_t{1000000}}) {
+    for (int i = 0; i < 3; ++i) keys.push_back(std::string(len, static_cast<char>('a' + i)));
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old);
+    // Interleave small keys so that later arena chunks get used.
+    for (int j = 0; j < 50; ++j) {
+      index_->Put("s" + std::to_string(i) + "-" + std::to_string(j), Entry(3, 3, 3, 3), &old);
+    }
+  }
+  EXPECT_EQ(index_->Size(), keys.size() + keys.size() * 50);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    IndexEntry e;
+    ASSERT_TRUE(index_->Get(keys[i], &e)) << "key " << i << " of " << keys[i].size() << " bytes";
+    EXPECT_EQ(e.offset, i);
+  }
+  std::map<std::string, IndexEntry> got = Contents();
+  for (const std::string& k : keys) EXPECT_TRUE(got.count(k)) << k.size();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A long random run against std::unordered_map as the model.
+
+class Model {
+ public:
+  explicit Model(Index* index) : index_(index) {}
+
+  void Check(const std::string& key) {
+    IndexEntry got;
+    auto it = map_.find(key);
+    bool found = index_->Get(key, &got);
+    ASSERT_EQ(found, it != map_.end()) << "key of " << key.size() << " bytes";
+    if (found) {
+      ASSERT_ENTRY_EQ(got, it->second);
+    }
+  }
+
+  void CheckAll() {
+    ASSERT_EQ(index_->Size(), map_.size());
+    size_t visited = 0;
+    index_->ForEach([&](std::string_view k, const IndexEntry& e) {
+      ++visited;
+      auto it = map_.find(std::string(k));
+      ASSERT_TRUE(it != map_.end()) << "stray key of " << k.size() << " bytes";
+      ASSERT_ENTRY_EQ(e, it->second);
+    });
+    ASSERT_EQ(visited, map_.size());
+  }
+
+  std::unordered_map<std::string, IndexEntry> map_;
+  Index* index_;
+};
+
+TEST_P(IndexTest, RandomOperationsMatchModel) {
+  std::mt19937_64 rng(20240601 + static_cast<int>(GetParam()));
+  Model model(index_.get());
+  auto& map = model.map_;
+  uint64_t seq = 0;
+  uint64_t peak_memory = 0;
+
+  // Key space: mostly short keys (enough of them to grow every shard's table several times),
+  // some 2 KiB keys, and a few over 1 MiB (the hash arena's large-item path).
+  const std::string long_pad(2048, 'L');
+  std::vector<std::string> huge;
+  for (int i = 0; i < 3; ++i) {
+    huge.push_back(std::string((1 << 20) + 17 + i, static_cast<char>('H' + i)));
+  }
+  auto pick_key = [&](int phase) -> std::string {
+    uint64_t r = rng() % 1000;
+    if (r < 3 && phase != 0) return huge[rng() % huge.size()];
+    if (r < 120) return std::to_string(rng() % 8000) + long_pad;
+    return "k" + std::to_string(rng() % 40000);
+  };
+  auto random_entry = [&](uint64_t s) {
+    uint64_t flags = (rng() % 4 == 0) ? IndexEntry::kExpiryBit : 0;
+    return Entry(static_cast<uint32_t>(rng() % 100), static_cast<uint32_t>(rng()),
+                 static_cast<uint32_t>(rng() % 100000), s, flags);
+  };
+
+  constexpr int kOps = 200000;
+  for (int op = 0; op < kOps; ++op) {
+    // Phase 0 mostly inserts, phase 1 mixes, phase 2 mostly deletes (so arenas compact).
+    int phase = op < kOps / 3 ? 0 : op < 2 * kOps / 3 ? 1 : 2;
+    std::string key = pick_key(phase);
+    auto it = map.find(key);
+    bool present = it != map.end();
+    uint64_t r = rng() % 100;
+    int put_weight = phase == 0 ? 75 : phase == 1 ? 40 : 10;
+    IndexEntry old;
+    if (r < static_cast<uint64_t>(put_weight)) {
+      IndexEntry e = random_entry(++seq);
+      bool had = index_->Put(key, e, &old);
+      ASSERT_EQ(had, present) << "op " << op;
+      if (present) {
+        ASSERT_ENTRY_EQ(old, it->second);
+      }
+      map[key] = e;
+    } else if (r < static_cast<uint64_t>(put_weight) + 10) {
+      // PutIfNewer with a sequence that may be older or newer than the current one.
+      uint64_t cur = present ? it->second.seq() : 0;
+      uint64_t s = cur + (rng() % 5) - 2;
+      if (s == 0 || s > IndexEntry::kSeqMask) s = ++seq;
+      IndexEntry e = random_entry(s);
+      bool replaced = true;
+      bool changed = index_->PutIfNewer(key, e, &old, &replaced);
+      if (!present) {
+        ASSERT_TRUE(changed) << "op " << op;
+        ASSERT_FALSE(replaced) << "op " << op;
+        map[key] = e;
+      } else if (it->second.seq() < s) {
+        ASSERT_TRUE(changed) << "op " << op;
+        ASSERT_TRUE(replaced) << "op " << op;
+        ASSERT_ENTRY_EQ(old, it->second);
+        it->second = e;
+      } else {
+        ASSERT_FALSE(changed) << "op " << op;
+        ASSERT_FALSE(replaced) << "op " << op;
+      }
+    } else if (r < static_cast<uint64_t>(put_weight) + 15) {
+      // ReplaceIf with the right location half of the time.
+      IndexEntry expected = present && rng() % 2 ? it->second : random_entry(1);
+      IndexEntry e = random_entry(present ? it->second.seq() : 1);
+      bool ok = index_->ReplaceIf(key, expected, e);
+      bool want = present && it->second.SameLocation(expected);
+      ASSERT_EQ(ok, want) << "op " << op;
+      if (want) it->second = e;
+    } else if (r < static_cast<uint64_t>(put_weight) + 20) {
+      IndexEntry expected = present && rng() % 2 ? it->second : random_entry(1);
+      bool ok = index_->RemoveIf(key, expected);
+      bool want = present && it->second.SameLocation(expected);
+      ASSERT_EQ(ok, want) << "op " << op;
+      if (want) map.erase(it);
+    } else if (r < static_cast<uint64_t>(put_weight) + 25) {
+      ASSERT_NO_FATAL_FAILURE(model.Check(key)) << "op " << op;
+    } else {
+      bool had = index_->Remove(key, &old);
+      ASSERT_EQ(had, present) << "op " << op;
+      if (present) {
+        ASSERT_ENTRY_EQ(old, it->second);
+        map.erase(it);
+      }
+    }
+    if (op % 20000 == 19999) {
+      ASSERT_NO_FATAL_FAILURE(model.CheckAll()) << "after op " << op;
+      peak_memory = std::max(peak_memory, index_->MemoryBytes());
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(model.CheckAll());
+  for (const auto& [k, e] : map) ASSERT_NO_FATAL_FAILURE(model.Check(k));
+  // Scan agrees too.
+  std::vector<Index::KeyEntry> all = ScanAll("", 7);
+  ASSERT_EQ(all.size(), map.size());
+  for (const auto& [k, e] : all) {
+    auto it = map.find(k);
+    ASSERT_TRUE(it != map.end());
+    ASSERT_ENTRY_EQ(e, it->second);
+  }
+  // Then delete everything.
+  std::vector<std::string> keys;
+  for (const auto& [k, e] : map) keys.push_back(k);
+  for (const std::string& k : keys) {
+    IndexEntry old;
+    ASSERT_TRUE(index_->Remove(k, &old));
+  }
+  EXPECT_EQ(index_->Size(), 0u);
+  EXPECT_TRUE(Contents().empty());
+  // Emptied, the index holds less than at its peak (dead keys are not kept forever).
+  EXPECT_LT(index_->MemoryBytes(), peak_memory);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency: writers on disjoint key ranges, readers checking what they see.
+
+TEST_P(IndexTest, ConcurrentWritersAndReaders) {
+  constexpr int kWriters = 4;
+  constexpr int kKeysPerWriter = 20000;
+  constexpr int kRounds = 3;
+  auto key_of = [](int writer, int i) {
+    return "w" + std::to_string(writer) + "-" + std::to_string(i) +
+           (i % 97 == 0 ? std::string(600, 'p') : std::string());
+  };
+  // An entry says who wrote it and for which key: readers can check what they see.
+  auto entry_of = [](int writer, int i, int round) {
+    return Entry(static_cast<uint32_t>(writer), static_cast<uint32_t>(i),
+                 static_cast<uint32_t>(round), static_cast<uint64_t>(round) * 1000000 + i + 1);
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad_reads{0};
+  std::atomic<uint64_t> reads{0};
+
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      IndexEntry old;
+      for (int round = 0; round < kRounds; ++round) {
+        for (int i = 0; i < kKeysPerWriter; ++i) {
+          index_->Put(key_of(w, i), entry_of(w, i, round), &old);
+        }
+        // Remove every third key, then put some of them back with PutIfNewer.
+        for (int i = 0; i < kKeysPerWriter; i += 3) index_->Remove(key_of(w, i), &old);
+        for (int i = 0; i < kKeysPerWriter; i += 6) {
+          bool replaced;
+          index_->PutIfNewer(key_of(w, i), entry_of(w, i, round), &old, &replaced);
+        }
+      }
+    });
+  }
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937 rng(r);
+      while (!stop.load()) {
+        int w = static_cast<int>(rng() % kWriters);
+        int i = static_cast<int>(rng() % kKeysPerWriter);
+        IndexEntry e;
+        if (index_->Get(key_of(w, i), &e)) {
+          if (e.segment != static_cast<uint32_t>(w) || e.offset != static_cast<uint32_t>(i) ||
+              e.seq() != e.size * 1000000ull + i + 1) {
+            bad_reads.fetch_add(1);
+          }
+        }
+        // Pause now and then: the ordered index's reader-writer lock prefers readers, and two
+        // readers that never pause can starve the writers for many seconds.
+        uint64_t n = reads.fetch_add(1);
+        if (n % 256 == 255) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        if (n % 20000 == 0) {
+          // A full scan, concurrent with the writers: every entry must be well-formed.
+          std::vector<Index::KeyEntry> chunk;
+          Index::Cursor cursor;
+          bool more = true;
+          while (more) {
+            more = index_->Scan(&cursor, "", 64, &chunk);
+            for (const auto& [k, e] : chunk) {
+              if (k != key_of(static_cast<int>(e.segment), static_cast<int>(e.offset))) {
+                bad_reads.fetch_add(1);
+              }
+            }
+            chunk.clear();
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  EXPECT_GT(reads.load(), 0u);
+
+  // Final contents: keys not divisible by 3 hold the last round; multiples of 6 were put back.
+  std::map<std::string, IndexEntry> want;
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 0; i < kKeysPerWriter; ++i) {
+      if (i % 3 != 0 || i % 6 == 0) want[key_of(w, i)] = entry_of(w, i, kRounds - 1);
+    }
+  }
+  EXPECT_EQ(index_->Size(), want.size());
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [k, e] : want) {
+    auto it = got.find(k);
+    ASSERT_TRUE(it != got.end()) << k.substr(0, 20);
+    ASSERT_ENTRY_EQ(it->second, e);
+  }
+}
+
+}  // namespace
+}  // namespace varve

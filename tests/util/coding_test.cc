@@ -132,8 +132,7 @@ TEST(CodingTest, VarintKnownEncodings) {
   EXPECT_EQ(enc(300), "\xac\x02");
   EXPECT_EQ(enc(uint64_t{1} << 14), "\x80\x80\x01");
   EXPECT_EQ(enc(uint64_t{1} << 63), "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01");
-  EXPECT_EQ(enc(std::numeric_limits<uint64_t>::max()),
-            "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01");
+  EXPECT_EQ(enc(std::numeric_limits<uint64_t>::max()), "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01");
 }
 
 TEST(CodingTest, EncodeVarint64ReturnsEnd) {
@@ -182,8 +181,7 @@ TEST(CodingTest, OverlongVarintRejected) {
 
   std::string eleven_ff(10, '\xff');
   eleven_ff.push_back('\x01');
-  EXPECT_EQ(DecodeVarint64(eleven_ff.data(), eleven_ff.data() + eleven_ff.size(), &out),
-            nullptr);
+  EXPECT_EQ(DecodeVarint64(eleven_ff.data(), eleven_ff.data() + eleven_ff.size(), &out), nullptr);
 
   // Endless continuation bytes.
   std::string many(32, '\xff');

@@ -100,8 +100,8 @@ TEST(Crc32cTest, DifferentDataDifferentCrc) {
 }
 
 TEST(Crc32cTest, MaskUnmaskRoundTrip) {
-  std::vector<uint32_t> values = {0u, 1u, 0x80000000u, 0xffffffffu, kMaskDelta,
-                                  Value("foo"), Value("123456789")};
+  std::vector<uint32_t> values = {0u,         1u,           0x80000000u,       0xffffffffu,
+                                  kMaskDelta, Value("foo"), Value("123456789")};
   std::mt19937 rng(3);
   for (int i = 0; i < 10000; ++i) values.push_back(rng());
   for (uint32_t x : values) {
