@@ -324,6 +324,14 @@ bool Checker::LoadHint(SegmentFile* segp, Hint* hint) {
           seg.size = described;
         }
       }
+      if (described > seg.size) {
+        // Segments never shrink: recovery trusts the hint and fails reads of the lost records.
+        AddDamage(seg.path, seg.size,
+                  std::to_string(described - seg.size) +
+                      " bytes missing at the end (its hint describes " +
+                      std::to_string(described) + "); reads of records past this offset fail");
+        return false;
+      }
       if (described != seg.size) {
         AddDamage(hint->path, hint->size - kHintFooterBytes + 8,
                   "stale hint: describes " + std::to_string(described) + " segment bytes, " +
