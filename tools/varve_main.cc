@@ -20,6 +20,7 @@
 
 #include "engine/check.h"
 #include "engine/record_format.h"
+#include "engine/repair.h"
 #include "varve/db.h"
 #include "varve/env.h"
 #include "varve/options.h"
@@ -402,6 +403,21 @@ int CmdCompact(const GlobalFlags& g) {
   return CloseStore(db->get(), out.Finish());
 }
 
+int CmdRepair(const GlobalFlags& g) {
+  RepairReport report;
+  Status s = RepairStore(Env::Default(), g.data_dir, &report);
+  if (!s.ok()) return Trouble(s);
+  Output out;
+  for (const std::string& note : report.notes) out.Write(note + "\n");
+  Result<std::unique_ptr<DB>> db = OpenStore(g, /*create=*/false);
+  if (!db.ok()) return Trouble(db.status());
+  out.Write("repaired " + Plural(report.segments_rewritten, "segment") + " of " +
+            std::to_string(report.segments) + " (" + Plural(report.records_kept, "record") +
+            " kept, " + Plural(report.bytes_dropped, "damaged byte") +
+            " dropped); the store opens with " + Plural((*db)->GetStats().keys, "key") + "\n");
+  return CloseStore(db->get(), out.Finish());
+}
+
 // Reads the files directly: no DB is opened and the LOCK is not taken.
 int CmdCheck(const GlobalFlags& g) {
   CheckReport report;
@@ -524,6 +540,13 @@ int Main(int argc, char** argv) {
   CLI::App* compact =
       app.add_subcommand("compact", "Rewrite segments that hold dead records, reclaiming space");
   compact->footer("\nPrints segments, disk_bytes and dead_bytes before -> after.");
+  CLI::App* repair = app.add_subcommand(
+      "repair", "Rewrite damaged segments with their intact records (store must be closed)");
+  repair->footer(
+      "\nEach damaged segment is rewritten with exactly its intact records (same sequence\n"
+      "numbers) and the original is moved to DIR/lost+found/. Where damage destroyed a key's\n"
+      "newest record, an older version of that key can become visible again. Prints one line per\n"
+      "rewritten segment, then opens the store to confirm it is consistent.");
   CLI::App* check =
       app.add_subcommand("check", "Verify every segment and hint file; exit 1 on damage");
   check->footer(
@@ -559,6 +582,7 @@ int Main(int argc, char** argv) {
   if (*stats) return CmdStats(g);
   if (*compact) return CmdCompact(g);
   if (*check) return CmdCheck(g);
+  if (*repair) return CmdRepair(g);
   return kExitTrouble;  // unreachable: require_subcommand(1)
 }
 
