@@ -60,6 +60,7 @@ class DB {
     std::string value;
     uint64_t version = 0;
     uint64_t expiry_ms = 0;  // absolute, ms since the Unix epoch; 0 = never
+    uint32_t user_flags = 0;  // as given in PutOptions
   };
   virtual Result<VersionedValue> GetVersioned(std::string_view key) = 0;
   // Deleting an absent key is not an error.

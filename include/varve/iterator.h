@@ -25,6 +25,8 @@ class Iterator {
   virtual uint64_t version() const = 0;
   // Absolute expiry time in ms since the Unix epoch; 0 = never.
   virtual uint64_t expiry_ms() const = 0;
+  // The client flags stored with the value (PutOptions::user_flags).
+  virtual uint32_t user_flags() const = 0;
   // The first error met, if any; iteration stops at an error.
   virtual Status status() const = 0;
 };

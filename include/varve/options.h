@@ -64,6 +64,8 @@ struct Options {
 struct PutOptions {
   // Time to live in milliseconds; 0 = never expires. Default: 0.
   uint64_t ttl_ms = 0;
+  // Opaque client flags stored with the value (memcached's flags); 0 = none. Default: 0.
+  uint32_t user_flags = 0;
 };
 
 struct ReadOptions {

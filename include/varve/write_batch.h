@@ -17,15 +17,17 @@ class WriteBatch {
     std::string key;
     std::string value;
     uint64_t ttl_ms = 0;  // 0 = never expires
+    uint32_t user_flags = 0;  // see PutOptions::user_flags
   };
 
-  void Put(std::string_view key, std::string_view value, uint64_t ttl_ms = 0) {
+  void Put(std::string_view key, std::string_view value, uint64_t ttl_ms = 0,
+           uint32_t user_flags = 0) {
     bytes_ += key.size() + value.size();
-    ops_.push_back(Op{OpType::kPut, std::string(key), std::string(value), ttl_ms});
+    ops_.push_back(Op{OpType::kPut, std::string(key), std::string(value), ttl_ms, user_flags});
   }
   void Delete(std::string_view key) {
     bytes_ += key.size();
-    ops_.push_back(Op{OpType::kDelete, std::string(key), {}, 0});
+    ops_.push_back(Op{OpType::kDelete, std::string(key), {}, 0, 0});
   }
   void Clear() {
     ops_.clear();

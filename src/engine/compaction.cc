@@ -261,7 +261,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
   };
   auto copy = [&](const RecordView& rec, uint8_t type, const IndexEntry& old) -> Status {
     size_t size = RecordSize(rec.key.size(), type == kTypePut ? rec.value.size() : 0,
-                             type == kTypePut && rec.expiry_ms != 0);
+                             type == kTypePut && rec.expiry_ms != 0,
+                             type == kTypePut && rec.user_flags != 0);
     if (out != nullptr && out->size_bytes.load() + out_buf.size() + size >
                               options_.segment_size_bytes) {
       VARVE_RETURN_IF_ERROR(seal());
@@ -283,7 +284,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     c.moved.seq_flags = rec.seq | (c.expiry_ms != 0 ? IndexEntry::kExpiryBit : 0);
     // Batch flags go: the batch committed long ago, and its records now live apart.
     AppendRecord(&out_buf, type, rec.seq, c.expiry_ms, rec.key,
-                 type == kTypePut ? rec.value : std::string_view());
+                 type == kTypePut ? rec.value : std::string_view(),
+                 type == kTypePut ? rec.user_flags : 0);
     pending.push_back(std::move(c));
     if (out_buf.size() >= (1 << 20)) return flush();
     return Status::Ok();

@@ -97,6 +97,7 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, Versione
   out->value.assign(rec.value);
   out->version = rec.seq;
   out->expiry_ms = rec.expiry_ms;
+  out->user_flags = rec.user_flags;
   if (buf.size() > (1 << 20)) std::string().swap(buf);  // don't pin a huge buffer per thread
   return Status::Ok();
 }
@@ -160,11 +161,12 @@ Status DBImpl::ValidateOp(const WriteOp& op) const {
 static uint64_t ExpiryFromTtl(uint64_t ttl_ms) { return ttl_ms == 0 ? 0 : NowUnixMs() + ttl_ms; }
 
 Status DBImpl::Put(std::string_view key, std::string_view value, const PutOptions& opts) {
-  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms)};
+  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms), opts.user_flags};
   VARVE_RETURN_IF_ERROR(ValidateOp(op));
   if (options_.skip_unchanged_writes && op.expiry_ms == 0) {
     Result<VersionedValue> cur = GetVersioned(key);
-    if (cur.ok() && cur->expiry_ms == 0 && cur->value == value) {
+    if (cur.ok() && cur->expiry_ms == 0 && cur->value == value &&
+        cur->user_flags == opts.user_flags) {
       skipped_.fetch_add(1, std::memory_order_relaxed);
       return Status::Ok();
     }
@@ -192,9 +194,9 @@ Status DBImpl::Write(const WriteBatch& batch) {
   uint64_t bytes = 0;
   for (const WriteBatch::Op& o : batch.ops()) {
     WriteOp op{o.type == WriteBatch::OpType::kPut ? kTypePut : kTypeTombstone, o.key, o.value,
-               o.ttl_ms == 0 ? 0 : now + o.ttl_ms};
+               o.ttl_ms == 0 ? 0 : now + o.ttl_ms, o.user_flags};
     VARVE_RETURN_IF_ERROR(ValidateOp(op));
-    bytes += RecordSize(op.key.size(), op.value.size(), op.expiry_ms != 0);
+    bytes += RecordSize(op.key.size(), op.value.size(), op.expiry_ms != 0, op.user_flags != 0);
     ops.push_back(op);
   }
   if (bytes > kMaxSegmentBytes) {
@@ -211,7 +213,7 @@ Status DBImpl::Write(const WriteBatch& batch) {
 Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
                              std::string_view value, const PutOptions& opts,
                              uint64_t* new_version) {
-  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms)};
+  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms), opts.user_flags};
   VARVE_RETURN_IF_ERROR(ValidateOp(op));
   PendingWrite w;
   w.ops = &op;
@@ -320,7 +322,7 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
       ++records;
       size_t before = scratch_.size();
       AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key,
-                   op.value);
+                   op.value, op.type == kTypePut ? op.user_flags : 0);
       applied_.push_back(Applied{op.type, op.expiry_ms != 0 && op.type == kTypePut, op.key, seq,
                                  static_cast<uint32_t>(before),
                                  static_cast<uint32_t>(scratch_.size() - before)});

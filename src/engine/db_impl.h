@@ -53,6 +53,7 @@ struct WriteOp {
   std::string_view key;
   std::string_view value;
   uint64_t expiry_ms = 0;
+  uint32_t user_flags = 0;
 };
 
 class DBImpl final : public DB {

@@ -21,6 +21,7 @@ class DBIter final : public Iterator {
   std::string_view value() const override { return value_.value; }
   uint64_t version() const override { return value_.version; }
   uint64_t expiry_ms() const override { return value_.expiry_ms; }
+  uint32_t user_flags() const override { return value_.user_flags; }
   Status status() const override { return status_; }
 
  private:

@@ -10,15 +10,16 @@ namespace varve {
 
 using namespace format;
 
-size_t RecordSize(size_t key_len, size_t value_len, bool has_expiry) {
-  return 4 + 1 + 8 + (has_expiry ? 8 : 0) + VarintLength(key_len) + VarintLength(value_len) +
-         key_len + value_len;
+size_t RecordSize(size_t key_len, size_t value_len, bool has_expiry, bool has_user_flags) {
+  return 4 + 1 + 8 + (has_expiry ? 8 : 0) + (has_user_flags ? 4 : 0) + VarintLength(key_len) +
+         VarintLength(value_len) + key_len + value_len;
 }
 
 void AppendRecord(std::string* dst, uint8_t flags, uint64_t seq, uint64_t expiry_ms,
-                  std::string_view key, std::string_view value) {
-  flags &= static_cast<uint8_t>(~kFlagHasExpiry);
+                  std::string_view key, std::string_view value, uint32_t user_flags) {
+  flags &= static_cast<uint8_t>(~(kFlagHasExpiry | kFlagHasUserFlags));
   if (expiry_ms != 0) flags |= kFlagHasExpiry;
+  if (user_flags != 0) flags |= kFlagHasUserFlags;
   size_t start = dst->size();
   char head[kRecordMaxHeaderBytes];
   char* p = head + 4;
@@ -28,6 +29,10 @@ void AppendRecord(std::string* dst, uint8_t flags, uint64_t seq, uint64_t expiry
   if (expiry_ms != 0) {
     EncodeFixed64(p, expiry_ms);
     p += 8;
+  }
+  if (user_flags != 0) {
+    EncodeFixed32(p, user_flags);
+    p += 4;
   }
   p = EncodeVarint64(p, key.size());
   p = EncodeVarint64(p, value.size());
@@ -56,6 +61,12 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
     if (limit - p < 8) return DecodeOutcome::kTruncated;
     expiry = DecodeFixed64(p);
     p += 8;
+  }
+  uint32_t user_flags = 0;
+  if (flags & kFlagHasUserFlags) {
+    if (limit - p < 4) return DecodeOutcome::kTruncated;
+    user_flags = DecodeFixed32(p);
+    p += 4;
   }
   uint64_t key_len = 0, value_len = 0;
   const char* q = DecodeVarint64(p, limit, &key_len);
@@ -95,6 +106,7 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
   out->flags = flags;
   out->seq = seq;
   out->expiry_ms = expiry;
+  out->user_flags = user_flags;
   out->key = std::string_view(p, key_len);
   out->value = std::string_view(p + key_len, value_len);
   out->size = static_cast<uint32_t>(total);

@@ -14,6 +14,7 @@ struct RecordView {
   uint8_t flags = 0;
   uint64_t seq = 0;
   uint64_t expiry_ms = 0;  // 0 = never
+  uint32_t user_flags = 0;  // opaque client flags (memcached); 0 = none stored
   std::string_view key;
   std::string_view value;
   uint32_t size = 0;  // whole record bytes
@@ -23,10 +24,11 @@ struct RecordView {
   bool batch_commit() const { return (flags & format::kFlagBatchCommit) != 0; }
 };
 
-size_t RecordSize(size_t key_len, size_t value_len, bool has_expiry);
-// Appends one record; flags carry type and batch bits (the expiry bit is derived).
+size_t RecordSize(size_t key_len, size_t value_len, bool has_expiry, bool has_user_flags = false);
+// Appends one record; flags carry type and batch bits (the expiry and user-flags bits are
+// derived from expiry_ms and user_flags being non-zero).
 void AppendRecord(std::string* dst, uint8_t flags, uint64_t seq, uint64_t expiry_ms,
-                  std::string_view key, std::string_view value);
+                  std::string_view key, std::string_view value, uint32_t user_flags = 0);
 
 enum class DecodeOutcome { kOk, kTruncated, kCorrupt };
 // Decodes the record at the start of [data, data + n). kTruncated: the bytes end inside the

@@ -17,10 +17,10 @@ constexpr std::string_view kHintMagic = "VARVHNT1";
 constexpr std::string_view kObsoleteMagic = "VARVOBS1";
 constexpr uint32_t kFileFlagCompactionOutput = 1;  // segment written by compaction
 
-// Record: crc u32 | flags u8 | seq u64 | [expiry_ms u64] | varint key_len | varint value_len |
-//         key | value.  crc = masked CRC32C of every byte after the crc field.
+// Record: crc u32 | flags u8 | seq u64 | [expiry_ms u64] | [user_flags u32] | varint key_len |
+//         varint value_len | key | value.  crc = masked CRC32C of every byte after the crc field.
 constexpr size_t kRecordMinHeaderBytes = 4 + 1 + 8 + 1 + 1;
-constexpr size_t kRecordMaxHeaderBytes = 4 + 1 + 8 + 8 + 10 + 10;
+constexpr size_t kRecordMaxHeaderBytes = 4 + 1 + 8 + 8 + 4 + 10 + 10;
 
 constexpr uint8_t kTypeMask = 0x03;
 constexpr uint8_t kTypePut = 0x00;
@@ -28,7 +28,8 @@ constexpr uint8_t kTypeTombstone = 0x01;
 constexpr uint8_t kFlagHasExpiry = 0x04;
 constexpr uint8_t kFlagInBatch = 0x08;      // part of an atomic batch
 constexpr uint8_t kFlagBatchCommit = 0x10;  // last record of an atomic batch
-constexpr uint8_t kKnownFlags = 0x1f;
+constexpr uint8_t kFlagHasUserFlags = 0x20;  // a u32 of client flags follows (memcached)
+constexpr uint8_t kKnownFlags = 0x3f;
 
 // Limits: a record must fit a segment offset and size in 32 bits.
 constexpr uint64_t kMaxKeyBytes = 64ull << 20;     // 64 MiB

@@ -47,7 +47,7 @@ Status SalvageSegment(Env* env, const std::string& path, uint32_t id, Salvage* o
   auto keep = [&](const RecordView& rec) {
     max_seq = std::max(max_seq, rec.seq);
     std::string encoded;
-    AppendRecord(&encoded, rec.flags, rec.seq, rec.expiry_ms, rec.key, rec.value);
+    AppendRecord(&encoded, rec.flags, rec.seq, rec.expiry_ms, rec.key, rec.value, rec.user_flags);
     if (rec.in_batch()) {
       batch += encoded;
       ++batch_records;

@@ -376,6 +376,28 @@ TEST_P(DBTest, TtlExpires) {
   EXPECT_EQ(seen, 1);
 }
 
+TEST_P(DBTest, UserFlagsRoundTripThroughCompactionAndReopen) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  PutOptions po;
+  po.user_flags = 0xdeadbeef;
+  ASSERT_TRUE(db->Put("f", "v", po).ok());
+  ASSERT_TRUE(db->Put("g", "plain").ok());
+  WriteBatch b;
+  b.Put("h", "batched", 0, 7);
+  ASSERT_TRUE(db->Write(b).ok());
+  EXPECT_EQ(db->GetVersioned("f")->user_flags, 0xdeadbeefu);
+  ASSERT_TRUE(db->Put("g", "x").ok());  // garbage, so Compact rewrites
+  ASSERT_TRUE(db->Compact().ok());
+  db.reset();
+  db = OpenOrDie(Opts(), tmp_.path());
+  EXPECT_EQ(db->GetVersioned("f")->user_flags, 0xdeadbeefu);
+  EXPECT_EQ(db->GetVersioned("g")->user_flags, 0u);
+  EXPECT_EQ(db->GetVersioned("h")->user_flags, 7u);
+  std::map<std::string, uint32_t> seen;
+  for (auto it = db->NewIterator(); it->Valid(); it->Next()) seen[std::string(it->key())] = it->user_flags();
+  EXPECT_EQ(seen, (std::map<std::string, uint32_t>{{"f", 0xdeadbeef}, {"g", 0}, {"h", 7}}));
+}
+
 TEST_P(DBTest, CompareAndSet) {
   auto db = OpenOrDie(Opts(), tmp_.path());
   uint64_t v1 = 0;

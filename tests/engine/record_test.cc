@@ -217,7 +217,7 @@ TEST(RecordTest, TombstoneWithValueIsCorrupt) {
 }
 
 TEST(RecordTest, UnknownFlagsAreCorrupt) {
-  for (int flags : {0x02, 0x03, 0x20, 0x40, 0x80, 0x21, 0xff}) {
+  for (int flags : {0x02, 0x03, 0x40, 0x80, 0x41, 0xff}) {
     std::string s;
     AppendRecord(&s, static_cast<uint8_t>(flags), 1, 0, "k", "");
     RecordView v;
