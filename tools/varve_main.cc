@@ -370,6 +370,7 @@ nlohmann::ordered_json StatsJson(const Stats& st) {
   j["write_groups"] = st.write_groups;
   j["index_memory_bytes"] = st.index_memory_bytes;
   j["last_sequence"] = st.last_sequence;
+  j["durable_sequence"] = st.durable_sequence;
   j["write_amplification"] = st.write_amplification;
   return j;
 }

@@ -40,6 +40,8 @@ struct Stats {
   uint64_t write_groups = 0;      // group commits (one append per group)
   uint64_t index_memory_bytes = 0;  // memory held by the index, keys included
   uint64_t last_sequence = 0;
+  // Every write with a sequence number up to this one is on disk (fdatasync'ed).
+  uint64_t durable_sequence = 0;
   // (log + compaction bytes written) / user bytes written.
   double write_amplification = 0;
 };

@@ -45,6 +45,8 @@ void DBImpl::SyncLoop() {
       if (age_us < static_cast<uint64_t>(options_.sync_interval_ms) * 1000) continue;
     }
     lock.unlock();
+    // Read before taking the file: every record up to seq is in it or in a file already synced.
+    uint64_t seq = last_seq_.load(std::memory_order_acquire);
     std::shared_ptr<WritableFile> file;
     {
       std::lock_guard flock(file_mu_);
@@ -54,6 +56,7 @@ void DBImpl::SyncLoop() {
       unsynced_writes_.store(0, std::memory_order_relaxed);
       Status s = file->Sync();
       syncs_.fetch_add(1, std::memory_order_relaxed);
+      if (s.ok()) NoteDurable(seq);
       if (!s.ok()) {
         LogWarning("background sync failed, writes stop: " + s.ToString());
         SetWriteError(s);

@@ -413,10 +413,18 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
 }
 
 Status DBImpl::SyncActive() {
+  uint64_t seq = last_seq_.load(std::memory_order_acquire);
   unsynced_writes_.store(0, std::memory_order_relaxed);
   Status s = active_file_->Sync();
   syncs_.fetch_add(1, std::memory_order_relaxed);
+  if (s.ok()) NoteDurable(seq);
   return s;
+}
+
+void DBImpl::NoteDurable(uint64_t seq) {
+  uint64_t cur = durable_seq_.load(std::memory_order_relaxed);
+  while (seq > cur && !durable_seq_.compare_exchange_weak(cur, seq)) {
+  }
 }
 
 Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compaction_output,
@@ -500,6 +508,7 @@ Stats DBImpl::GetStats() {
   st.write_groups = groups_.load();
   st.index_memory_bytes = index_->MemoryBytes();
   st.last_sequence = last_seq_.load();
+  st.durable_sequence = durable_seq_.load();
   if (st.user_bytes_written > 0) {
     st.write_amplification =
         static_cast<double>(st.log_bytes_written + st.compaction_bytes_written) /

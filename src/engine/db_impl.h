@@ -173,6 +173,8 @@ class DBImpl final : public DB {
   std::mutex file_mu_;
   std::shared_ptr<WritableFile> active_file_;
   std::atomic<uint64_t> unsynced_writes_{0};
+  std::atomic<uint64_t> durable_seq_{0};
+  void NoteDurable(uint64_t seq);
   std::atomic<uint64_t> first_unsynced_us_{0};
 
   // Background threads.

@@ -147,6 +147,7 @@ Status DBImpl::Recover() {
     segments_[seg->id] = seg;
   }
   last_seq_ = max_seq;
+  durable_seq_ = max_seq;  // what an open finds is on disk
   next_segment_id_ = max_id + 1;
 
   for (const auto& seg : segs) {

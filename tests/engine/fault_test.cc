@@ -192,8 +192,13 @@ TEST_P(PowerLossTest, RecoveredStateIsAPrefixWithinTheModesPromise) {
           break;
         }
         case Durability::kInterval:
-          // Wait out a few intervals: everything so far is synced; what follows may be lost.
-          std::this_thread::sleep_for(std::chrono::milliseconds(150));
+          // Wait for the background sync: everything so far is durable; what follows may be lost.
+          for (int i = 0; i < 1000; ++i) {
+            Stats st = db->GetStats();
+            if (st.durable_sequence == st.last_sequence) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+          ASSERT_EQ(db->GetStats().durable_sequence, db->GetStats().last_sequence);
           must_keep = ops.size();
           for (int i = 0; i < 20; ++i) {
             Op op{Op::kPut, {{"late" + std::to_string(i), "v"}}};
