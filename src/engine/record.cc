@@ -61,12 +61,20 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
     if (limit - p < 8) return DecodeOutcome::kTruncated;
     expiry = DecodeFixed64(p);
     p += 8;
+    if (expiry == 0) {
+      *why = "expiry flag without an expiry time";
+      return DecodeOutcome::kCorrupt;
+    }
   }
   uint32_t user_flags = 0;
   if (flags & kFlagHasUserFlags) {
     if (limit - p < 4) return DecodeOutcome::kTruncated;
     user_flags = DecodeFixed32(p);
     p += 4;
+    if (user_flags == 0) {
+      *why = "user-flags flag without user flags";
+      return DecodeOutcome::kCorrupt;
+    }
   }
   uint64_t key_len = 0, value_len = 0;
   const char* q = DecodeVarint64(p, limit, &key_len);
@@ -77,6 +85,10 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
     }
     return DecodeOutcome::kTruncated;
   }
+  if (q - p != VarintLength(key_len)) {
+    *why = "non-minimal key length";
+    return DecodeOutcome::kCorrupt;
+  }
   p = q;
   q = DecodeVarint64(p, limit, &value_len);
   if (q == nullptr) {
@@ -85,6 +97,10 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
       return DecodeOutcome::kCorrupt;
     }
     return DecodeOutcome::kTruncated;
+  }
+  if (q - p != VarintLength(value_len)) {
+    *why = "non-minimal value length";
+    return DecodeOutcome::kCorrupt;
   }
   p = q;
   if (key_len > kMaxKeyBytes || value_len > kMaxValueBytes) {

@@ -23,7 +23,9 @@ bool SegmentScanner::Fill(size_t want) {
   len_ -= pos_;
   pos_ = 0;
   uint64_t remaining = file_size_ - (buf_file_offset_ + len_);
-  size_t target = std::max<size_t>(want, 1 << 20);
+  // Up to 1 MiB at a time, but no more than the file holds (small files are common).
+  size_t target = std::max<size_t>(
+      want, static_cast<size_t>(std::min<uint64_t>(uint64_t{1} << 20, len_ + remaining)));
   if (buf_.size() < target) buf_.resize(target);
   size_t to_read = static_cast<size_t>(std::min<uint64_t>(buf_.size() - len_, remaining));
   if (to_read > 0) {
@@ -226,35 +228,43 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
   constexpr size_t kGroup = 64;
   HintEntry group[kGroup];
   size_t in_group = 0;
+  auto malformed = [&](const char* at, const char* what) {
+    return Status::Corruption(path + ": " + what + " in the entry at offset " +
+                              std::to_string(at - data.data()));
+  };
   while (p < limit) {
     HintEntry& e = group[in_group];
     const char* start = p;
-    if (limit - p < 17) break;
+    // Everything is checked before the entry is handed over: a hint that passed its checksum
+    // but holds anything the writer never produces is refused whole.
+    if (limit - p < 1 + 8 + 4 + 4 + 1) return malformed(start, "truncated entry");
     e.flags = static_cast<uint8_t>(*p++);
+    if ((e.flags & ~kKnownFlags) != 0 || (e.flags & kTypeMask) > kTypeTombstone) {
+      return malformed(start, "unknown flags");
+    }
     e.seq = DecodeFixed64(p);
     p += 8;
     e.expiry_ms = 0;
     if (e.flags & kFlagHasExpiry) {
-      if (limit - p < 8) break;
+      if (limit - p < 8 + 4 + 4 + 1) return malformed(start, "truncated entry");
       e.expiry_ms = DecodeFixed64(p);
       p += 8;
+      if (e.expiry_ms == 0) return malformed(start, "expiry flag without an expiry time");
     }
-    if (limit - p < 8) break;
     e.offset = DecodeFixed32(p);
     e.size = DecodeFixed32(p + 4);
     p += 8;
     uint64_t key_len;
-    p = DecodeVarint64(p, limit, &key_len);
-    if (p == nullptr || key_len > static_cast<uint64_t>(limit - p)) {
-      p = start;
-      break;
+    const char* key = DecodeVarint64(p, limit, &key_len);
+    if (key == nullptr || key_len > static_cast<uint64_t>(limit - key)) {
+      return malformed(start, "truncated entry");
     }
+    if (key - p != VarintLength(key_len)) return malformed(start, "non-minimal key length");
     if (uint64_t{e.offset} + e.size > segment_bytes || e.offset < kFileHeaderBytes) {
-      return Status::Corruption(path + ": entry at offset " +
-                                std::to_string(start - data.data()) + " points outside segment");
+      return malformed(start, "record outside the segment");
     }
-    e.key = std::string_view(p, key_len);
-    p += key_len;
+    e.key = std::string_view(key, key_len);
+    p = key + key_len;
     ++seen;
     if (++in_group == kGroup) {
       fn(group, in_group);
@@ -262,9 +272,9 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
     }
   }
   if (in_group > 0) fn(group, in_group);
-  if (p != limit || seen != count) {
-    return Status::Corruption(path + ": malformed entry near offset " +
-                              std::to_string(p == nullptr ? 0 : p - data.data()));
+  if (seen != count) {
+    return Status::Corruption(path + ": " + std::to_string(seen) + " entries, the footer says " +
+                              std::to_string(count));
   }
   return Status::Ok();
 }
