@@ -8,8 +8,8 @@ JOBS="${JOBS:-$(nproc)}"
 PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
   libgtest-dev libgmock-dev librapidcheck-dev
-  libxxhash-dev libjemalloc-dev libcli11-dev nlohmann-json3-dev
-  python3
+  libxxhash-dev libjemalloc-dev libcli11-dev nlohmann-json3-dev libboost-dev
+  python3 python3-pytest python3-redis python3-pymemcache redis-tools curl
 )
 
 ensure_packages() {
