@@ -145,7 +145,8 @@ class Connection final : public ConnectionBase,
   // A request that started but has not completed gets request_timeout_ms in all, however slowly
   // its bytes trickle in.
   void UpdateTimer(std::string_view rest) {
-    bool mid = !close_after_write_ && in_len_ > 0 && handler_->MidRequest(rest);
+    // (A front end may consume a body as it arrives, so an empty buffer can still be mid-request.)
+    bool mid = !close_after_write_ && handler_->MidRequest(rest);
     if (mid == timer_armed_) return;
     timer_armed_ = mid;
     if (!mid) {
@@ -195,11 +196,40 @@ class Connection final : public ConnectionBase,
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
-    boost::system::error_code ignored;
-    socket_.shutdown(Socket::shutdown_both, ignored);
-    socket_.close(ignored);
     ctx_->metrics->ConnectionClosed(protocol_, why);
     tracker_->Remove(this);
+    boost::system::error_code ignored;
+    if (why == Disconnect::kProtocolError || why == Disconnect::kTooLarge) {
+      // The client may still be sending the request we refused; closing with unread input makes
+      // the kernel reset the connection, and the client might never read our error reply. Stop
+      // sending, drain its input for a moment, then close.
+      socket_.shutdown(Socket::shutdown_send, ignored);
+      timer_.expires_after(std::chrono::seconds(1));
+      timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+        if (ec) return;
+        boost::system::error_code e;
+        self->socket_.close(e);
+      });
+      Drain();
+      return;
+    }
+    socket_.shutdown(Socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  void Drain() {
+    in_.resize(kReadChunk);
+    socket_.async_read_some(
+        boost::asio::buffer(in_.data(), in_.size()),
+        [self = this->shared_from_this()](const boost::system::error_code& ec, size_t) {
+          if (ec) {
+            self->timer_.cancel();
+            boost::system::error_code e;
+            self->socket_.close(e);
+            return;
+          }
+          self->Drain();
+        });
   }
 
   Socket socket_;

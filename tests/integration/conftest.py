@@ -52,12 +52,13 @@ class Varved:
 
     def start(self):
         self._log = open(self.log_path, "ab")
+        since = os.path.getsize(self.log_path)  # count only this run's lines
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"varved exited with {self.proc.returncode}: {self.log()}")
-            if self.log().count("listening") >= 6:
+            if self.log()[since:].count("listening") >= 6:
                 return
             time.sleep(0.02)
         self.stop()
