@@ -271,8 +271,8 @@ bool Checker::OpenSegment(uint32_t id, bool newest, SegmentFile* seg) {
     }
   }
   if (!s.ok()) {
-    // Mirrors recovery: only the newest segment may have a header that never reached the disk.
-    if (newest && seg->size <= kFileHeaderBytes) {
+    // Mirrors recovery: a segment with no more than a torn header never held anything.
+    if (seg->size <= kFileHeaderBytes) {
       AddDamage(seg->path, 0,
                 "torn header (the segment is removed at next open): " + Describe(s, seg->path));
     } else {
@@ -360,7 +360,7 @@ bool Checker::LoadHint(SegmentFile* segp, Hint* hint) {
 
 void Checker::ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint) {
   // Recovery scans (and so cuts) the tail only when no current hint describes it.
-  const bool cut_at_open = is_tail && hint == nullptr;
+  const bool cut_at_open = (is_tail || seg.compaction_output) && hint == nullptr;
   SegmentScanner scanner(seg.file.get(), seg.size, seg.path);
 
   // Hint entries are matched against records as the scan passes them; one report per hint

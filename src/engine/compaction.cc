@@ -1,6 +1,7 @@
 // Background work: hint files for sealed segments, compaction of segments whose live bytes fell
 // below the threshold, and the periodic fdatasync of the kInterval / kBatch durability modes.
 #include <algorithm>
+#include <set>
 
 #include "engine/db_impl.h"
 #include "engine/segment_io.h"
@@ -155,10 +156,27 @@ Status DBImpl::CompactEligible(bool force) {
   std::vector<std::pair<double, std::shared_ptr<Segment>>> picked;
   {
     std::shared_lock slock(segments_mu_);
+    // A segment's tombstones are garbage once every other segment holds only newer records
+    // (the rule compaction drops them by): the two smallest min_seq values tell.
+    uint64_t min1 = UINT64_MAX, min2 = UINT64_MAX;
+    uint32_t min1_id = 0;
+    for (const auto& [id, seg] : segments_) {
+      uint64_t m = seg->min_seq.load();
+      if (m < min1) {
+        min2 = min1;
+        min1 = m;
+        min1_id = id;
+      } else if (m < min2) {
+        min2 = m;
+      }
+    }
     for (const auto& [id, seg] : segments_) {
       if (!seg->sealed.load() || seg->compacting.load() || seg->damaged.load()) continue;
       uint64_t data = seg->data_bytes();
-      uint64_t kept = seg->live_bytes.load() + seg->kept_tombstone_bytes.load();
+      uint64_t others_min = id == min1_id ? min2 : min1;
+      uint64_t needed_tombstones =
+          seg->max_tombstone_seq.load() < others_min ? 0 : seg->tombstone_bytes.load();
+      uint64_t kept = seg->live_bytes.load() + needed_tombstones;
       double ratio = data == 0 ? 0.0 : static_cast<double>(kept) / static_cast<double>(data);
       if (force ? kept < data || data == 0 : ratio < options_.compaction_live_ratio) {
         picked.emplace_back(ratio, seg);
@@ -212,6 +230,7 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     }
   }
   auto droppable = [&](uint32_t, uint64_t seq) { return seq < min_seq_outside; };
+  (void)droppable;
 
   std::shared_ptr<Segment> out;
   std::unique_ptr<WritableFile> out_file;
@@ -231,7 +250,7 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
       c.moved.offset += static_cast<uint32_t>(base);
       out->NoteSeq(c.moved.seq());
       if (c.tombstone) {
-        out->kept_tombstone_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
+        out->NoteTombstone(c.moved.seq(), c.moved.size);
       } else if (index_->ReplaceIf(c.key, c.old, c.moved)) {
         out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
         NoteDead(c.old.segment, c.old.size);
@@ -296,13 +315,25 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
 
   Status status;
   bool all_clean = true;
-  bool stopped = false;
   uint64_t now = NowUnixMs();
+  // Each (key, sequence) tombstone is kept once, however many inputs hold a copy (copies
+  // appear when a crash interrupted an earlier compaction between writing and deleting).
+  std::set<std::pair<std::string, uint64_t>> kept_tombstones;
+  auto keep_tombstone = [&](const RecordView& rec) -> Status {
+    if (droppable(0, rec.seq)) return Status::Ok();
+    // A newer version of the key shadows older records as well as the tombstone does.
+    IndexEntry cur;
+    if (index_->Get(rec.key, &cur) && cur.seq() > rec.seq) return Status::Ok();
+    if (!kept_tombstones.emplace(std::string(rec.key), rec.seq).second) return Status::Ok();
+    return copy(rec, kTypeTombstone, IndexEntry{});
+  };
+  // Once started, a compaction finishes (Close waits): stopping between inputs would leave
+  // outputs and inputs side by side.
+  if (bg_stop_) {
+    for (const auto& in : inputs) in->compacting = false;
+    return Status::Ok();
+  }
   for (const auto& in : inputs) {
-    if (bg_stop_ && !closed_) {
-      stopped = true;
-      break;
-    }
     Result<std::unique_ptr<RandomAccessFile>> file = OpenForScan(*in);
     if (!file.ok()) {
       status = file.status();
@@ -323,17 +354,20 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
         break;
       }
       if (rec.tombstone()) {
-        if (!droppable(in->id, rec.seq)) status = copy(rec, kTypeTombstone, IndexEntry{});
+        status = keep_tombstone(rec);
         continue;
       }
       IndexEntry cur;
-      if (!index_->Get(rec.key, &cur) || cur.segment != in->id || cur.offset != offset) continue;
+      bool indexed = index_->Get(rec.key, &cur) && cur.segment == in->id && cur.offset == offset;
       if (rec.expiry_ms != 0 && rec.expiry_ms <= now) {
-        if (index_->RemoveIf(rec.key, cur)) NoteDead(in->id, cur.size);
-        // The expired record shadows older versions: keep its place as a tombstone if needed.
-        if (!droppable(in->id, rec.seq)) status = copy(rec, kTypeTombstone, IndexEntry{});
+        // An expired record still shadows older versions of its key, whether or not the index
+        // still points at it (an open drops expired keys from the index): it becomes a
+        // tombstone unless nothing older can exist.
+        if (indexed && index_->RemoveIf(rec.key, cur)) NoteDead(in->id, cur.size);
+        status = keep_tombstone(rec);
         continue;
       }
+      if (!indexed) continue;
       status = copy(rec, kTypePut, cur);
     }
     if (!status.ok()) break;
@@ -341,10 +375,23 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
   if (status.ok()) status = seal();
   if (status.ok()) status = env_->SyncDir(dir_);
   // Deleting an input drops old versions whose newer records may still sit unsynced in the
-  // active segment; sync it first so that a power loss cannot lose both.
-  if (status.ok()) status = Sync();
+  // active segment; sync it first so that a power loss cannot lose both. (Directly, not through
+  // the write queue, which refuses work once Close has begun.)
+  if (status.ok()) {
+    uint64_t seq = last_seq_.load(std::memory_order_acquire);
+    std::shared_ptr<WritableFile> file;
+    {
+      std::lock_guard flock(file_mu_);
+      file = active_file_;
+    }
+    if (file != nullptr) {
+      status = file->Sync();
+      syncs_.fetch_add(1, std::memory_order_relaxed);
+      if (status.ok()) NoteDurable(seq);
+    }
+  }
   // Dropped tombstones are safe only if every input goes; a damaged input stays, so all stay.
-  if (status.ok() && all_clean && !stopped) status = DeleteObsolete(inputs);
+  if (status.ok() && all_clean) status = DeleteObsolete(inputs);
   for (const auto& in : inputs) in->compacting = false;
   if (!status.ok() && out != nullptr) {  // an unfinished output stays; valid up to its size
     out->compacting = false;

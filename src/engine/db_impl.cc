@@ -16,6 +16,13 @@ uint64_t Segment::data_bytes() const {
   return s > kFileHeaderBytes ? s - kFileHeaderBytes : 0;
 }
 
+void Segment::NoteTombstone(uint64_t seq, uint64_t bytes) {
+  tombstone_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  uint64_t cur = max_tombstone_seq.load(std::memory_order_relaxed);
+  while (seq > cur && !max_tombstone_seq.compare_exchange_weak(cur, seq)) {
+  }
+}
+
 void Segment::NoteSeq(uint64_t seq) {
   uint64_t cur = min_seq.load(std::memory_order_relaxed);
   while (seq < cur && !min_seq.compare_exchange_weak(cur, seq)) {
@@ -406,6 +413,7 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       puts_.fetch_add(1, std::memory_order_relaxed);
     } else {
       had_old = index_->Remove(a.key, &old);
+      active_->NoteTombstone(a.seq, a.size);
       deletes_.fetch_add(1, std::memory_order_relaxed);
     }
     if (had_old) NoteDead(old.segment, old.size);

@@ -33,9 +33,12 @@ struct Segment {
   std::unique_ptr<RandomAccessFile> reader;
   std::atomic<uint64_t> size_bytes{0};  // file bytes, header included
   std::atomic<uint64_t> live_bytes{0};  // bytes of records the index points at
-  // Tombstones that compaction had to keep: not garbage, so they do not make the segment a
-  // compaction candidate again.
-  std::atomic<uint64_t> kept_tombstone_bytes{0};
+  // Tombstone records in the segment and the newest one's sequence: they are garbage only once
+  // no other segment holds older records (then compaction drops them), so picking counts them
+  // as live until then; otherwise a segment of needed tombstones would be rewritten forever.
+  std::atomic<uint64_t> tombstone_bytes{0};
+  std::atomic<uint64_t> max_tombstone_seq{0};
+  void NoteTombstone(uint64_t seq, uint64_t bytes);
   std::atomic<uint64_t> min_seq{UINT64_MAX};
   std::atomic<uint64_t> max_seq{0};
   std::atomic<bool> sealed{false};
@@ -129,7 +132,8 @@ class DBImpl final : public DB {
   // Recovery (recovery.cc).
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
-  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e);
+  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e,
+                 bool is_tombstone_record);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
   std::atomic<bool> loaded_tombstones_{false};
 

@@ -79,8 +79,10 @@ Status DBImpl::Recover() {
     VARVE_ASSIGN_OR_RETURN(size_t n, seg->reader->Read(0, kFileHeaderBytes, header));
     FileHeader fh;
     Status hs = DecodeFileHeader(header, n, kSegmentMagic, seg->path, &fh);
-    if (!hs.ok() && id == *segment_ids.rbegin() && size <= kFileHeaderBytes) {
-      // Created but its header never reached the disk: nothing was acknowledged in it.
+    if (!hs.ok() && size <= kFileHeaderBytes) {
+      // Created but its header never reached the disk (a segment is used only once its header
+      // is synced): nothing was ever written to it. Not always the newest: the writer and
+      // compaction create segments concurrently.
       LogWarning(seg->path + ": removing a segment with a torn header (" + hs.ToString() + ")");
       seg->reader.reset();
       VARVE_RETURN_IF_ERROR(env_->RemoveFile(seg->path));
@@ -183,7 +185,9 @@ Status DBImpl::Recover() {
 
 // Keeps the newest record of key; live bytes follow the index as it changes, so no pass over
 // the whole index is needed afterwards. Thread-safe (loading_ is read-only meanwhile).
-void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e) {
+void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e,
+                       bool is_tombstone_record) {
+  if (is_tombstone_record) seg->NoteTombstone(e.seq(), e.size);
   IndexEntry old;
   bool replaced;
   if (!index_->PutIfNewer(key, e, &old, &replaced)) return;
@@ -244,7 +248,8 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
             max_seq = std::max(max_seq, h[i].seq);
             LoadEntry(seg.get(), h[i].key,
                       EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].seq,
-                               h[i].expiry_ms, now));
+                               h[i].expiry_ms, now),
+                      (h[i].flags & kTypeMask) == kTypeTombstone);
           }
         });
   };
@@ -301,13 +306,13 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
       if (!rec.batch_commit()) return;
       for (const auto& [k, be] : batch) {
         seg->NoteSeq(be.seq());
-        LoadEntry(seg.get(), k, be);
+        LoadEntry(seg.get(), k, be, be.tombstone() && !be.has_expiry());
       }
       batch.clear();
     } else {
       batch.clear();  // a batch without its commit record never happened
       seg->NoteSeq(e.seq());
-      LoadEntry(seg.get(), rec.key, e);
+      LoadEntry(seg.get(), rec.key, e, rec.tombstone());
     }
     last_good = offset + rec.size;
   };
@@ -346,7 +351,9 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
         continue;
       }
     }
-    if (is_tail) {
+    // The writer's tail and an unfinished compaction output (its inputs still exist) end in a
+    // torn write after a crash: cut it.
+    if (is_tail || seg->compaction_output) {
       LogWarning(seg->path + ": cutting the torn tail at offset " + std::to_string(last_good) +
                  " (" + what + " at offset " + std::to_string(offset) + ", " +
                  std::to_string(file_size - last_good) + " bytes dropped)");

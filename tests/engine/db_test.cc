@@ -252,7 +252,8 @@ TEST_P(DBTest, BatchIsAllOrNothingAcrossACrash) {
   fs::resize_file(seg, fs::file_size(seg) - 20);
   auto db = OpenOrDie(Opts(), tmp_.path());
   EXPECT_EQ(*db->Get("x"), "old");
-  for (int i = 0; i < 10; ++i) EXPECT_TRUE(db->Get("batch" + std::to_string(i)).status().IsNotFound());
+  for (int i = 0; i < 10; ++i)
+    EXPECT_TRUE(db->Get("batch" + std::to_string(i)).status().IsNotFound());
   EXPECT_EQ(db->GetStats().keys, 1u);
 
   WriteBatch b;
@@ -335,7 +336,8 @@ TEST_P(DBTest, BackgroundCompactionRunsAlongsideWrites) {
     }
   });
   for (int round = 0; round < 40; ++round) {
-    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(round * 1000 + i, 200)).ok());
+    for (int i = 0; i < 1000; ++i)
+      ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(round * 1000 + i, 200)).ok());
   }
   for (int i = 0; i < 500 && db->GetStats().compactions == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -346,7 +348,8 @@ TEST_P(DBTest, BackgroundCompactionRunsAlongsideWrites) {
   Stats st = db->GetStats();
   EXPECT_GT(st.compactions, 0u);
   EXPECT_LT(st.disk_bytes, 40u * 1000 * 230 / 2);
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(39000 + i, 200));
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(39000 + i, 200));
 }
 
 TEST_P(DBTest, TtlExpires) {
@@ -394,8 +397,56 @@ TEST_P(DBTest, UserFlagsRoundTripThroughCompactionAndReopen) {
   EXPECT_EQ(db->GetVersioned("g")->user_flags, 0u);
   EXPECT_EQ(db->GetVersioned("h")->user_flags, 7u);
   std::map<std::string, uint32_t> seen;
-  for (auto it = db->NewIterator(); it->Valid(); it->Next()) seen[std::string(it->key())] = it->user_flags();
+  for (auto it = db->NewIterator(); it->Valid(); it->Next())
+    seen[std::string(it->key())] = it->user_flags();
   EXPECT_EQ(seen, (std::map<std::string, uint32_t>{{"f", 0xdeadbeef}, {"g", 0}, {"h", 7}}));
+}
+
+// Found by the crash torture: an open drops expired keys from the index; compaction must still
+// keep an expired record's place (as a tombstone) while older versions exist elsewhere.
+TEST_P(DBTest, ExpiredValueKeepsHidingOlderVersionAcrossReopenAndCompaction) {
+  std::string filler(1000, 'f');
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    ASSERT_TRUE(db->Put("k", "old").ok());
+    for (int i = 0; i < 1100; ++i) ASSERT_TRUE(db->Put("live" + std::to_string(i), filler).ok());
+    ASSERT_TRUE(db->Put("k", "new", PutOptions{50}).ok());
+    for (int i = 0; i < 1100; ++i) ASSERT_TRUE(db->Put("garbage", filler).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  for (int round = 0; round < 3; ++round) {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    EXPECT_TRUE(db->Get("k").status().IsNotFound()) << "round " << round;
+    ASSERT_TRUE(db->Put("garbage", "x").ok());
+    ASSERT_TRUE(db->Compact().ok());
+    EXPECT_TRUE(db->Get("k").status().IsNotFound()) << "round " << round;
+  }
+}
+
+// Found by the crash torture: tombstones compaction must keep were rewritten at every open and
+// copies multiplied; the store must not grow when nothing is written.
+TEST_P(DBTest, StoreDoesNotGrowAcrossOpenAndClose) {
+  {
+    auto db = OpenOrDie(Opts(), tmp_.path());
+    for (int i = 0; i < 1100; ++i)
+      ASSERT_TRUE(db->Put("old" + std::to_string(i), std::string(900, 'o')).ok());
+    for (int i = 0; i < 20000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), "v").ok());
+    for (int i = 0; i < 20000; ++i) ASSERT_TRUE(db->Delete("k" + std::to_string(i)).ok());
+    ASSERT_TRUE(db->Compact().ok());
+  }
+  Options o = Opts();
+  o.background_compaction = true;
+  o.compaction_check_interval_ms = 5;
+  uint64_t first = 0;
+  for (int round = 0; round < 6; ++round) {
+    auto db = OpenOrDie(o, tmp_.path());
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    ASSERT_TRUE(db->Compact().ok());
+    uint64_t disk = db->GetStats().disk_bytes;
+    if (round == 0) first = disk;
+    EXPECT_LE(disk, first + first / 10) << "round " << round;
+    EXPECT_EQ(db->GetStats().keys, 1100u);
+  }
 }
 
 TEST_P(DBTest, CompareAndSet) {
@@ -591,12 +642,14 @@ TEST_P(DBTest, SecondOpenIsRefusedWithHolder) {
 
 TEST_P(DBTest, StatsAccountBytes) {
   auto db = OpenOrDie(Opts(), tmp_.path());
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i % 500), ValueFor(i)).ok());
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_TRUE(db->Put("k" + std::to_string(i % 500), ValueFor(i)).ok());
   Stats st = db->GetStats();
   EXPECT_EQ(st.keys, 500u);
   EXPECT_EQ(st.puts, 1000u);
   EXPECT_GT(st.live_bytes, 0u);
-  EXPECT_NEAR(static_cast<double>(st.dead_bytes), static_cast<double>(st.live_bytes), st.live_bytes * 0.05);
+  EXPECT_NEAR(static_cast<double>(st.dead_bytes), static_cast<double>(st.live_bytes),
+              st.live_bytes * 0.05);
   EXPECT_GE(st.write_amplification, 1.0);
   EXPECT_LT(st.write_amplification, 1.3);
   EXPECT_GT(st.index_memory_bytes, 0u);
