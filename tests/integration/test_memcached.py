@@ -92,8 +92,7 @@ def cas_of(raw, key):
 
 
 def wait_for_port(server, timeout=20):
-    """Varved.start() counts "listening" lines of a log that a restart appends to, so after a
-    restart it may return before the new process listens: wait for the memcached port."""
+    """Waits until the memcached port accepts connections (belt and braces after a restart)."""
     deadline = time.time() + timeout
     while True:
         try:

@@ -138,8 +138,8 @@ MemcachedHandler::Step MemcachedHandler::ProcessOne(std::string_view in, size_t*
       swallow_ = 0;
       return Step::kDone;
     }
-    // Keep one byte so the connection still sees a request in progress (request timeout).
-    *used = in.size() - 1;
+    // Still inside that request (MidRequest says so, for the request timeout).
+    *used = in.size();
     swallow_ -= *used;
     return Step::kIncomplete;
   }

@@ -62,6 +62,8 @@ class MemcachedHandler final : public ProtocolHandler {
 
   size_t Process(std::string_view in, std::string* out, bool* close,
                  Disconnect* disconnect) override;
+  // Also true while the data block of a refused storage command is being discarded.
+  bool MidRequest(std::string_view rest) const override { return swallow_ > 0 || !rest.empty(); }
 
  private:
   enum class Step : uint8_t { kDone, kIncomplete, kClose };
