@@ -38,7 +38,13 @@ HandlerFactory FactoryFor(Protocol p) {
 class ServerImpl final : public Server {
  public:
   explicit ServerImpl(const ServerOptions& options)
-      : options_(options), signals_(io_, SIGTERM, SIGINT) {}
+      : options_(options), signals_(io_, SIGTERM, SIGINT) {
+    // One event loop per I/O thread: a connection lives on one loop, so its steps never hop
+    // threads (no strand, no futex hand-offs between requests). Listeners live on io_.
+    unsigned n = options_.threads != 0 ? options_.threads
+                                       : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
+  }
 
   ~ServerImpl() override {
     Stop();
@@ -78,9 +84,11 @@ class ServerImpl final : public Server {
       LogInfo(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
       Stop();
     });
-    unsigned n = options_.threads != 0 ? options_.threads
-                                       : std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { io_.run(); });
+    for (auto& loop : loops_) {
+      guards_.push_back(asio::make_work_guard(*loop));
+      threads_.emplace_back([l = loop.get()] { l->run(); });
+    }
+    threads_.emplace_back([this] { io_.run(); });
     return Status::Ok();
   }
 
@@ -105,6 +113,7 @@ class ServerImpl final : public Server {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     io_.stop();
+    for (auto& loop : loops_) loop->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
     for (const std::string& path : socket_paths_) ::unlink(path.c_str());
@@ -169,6 +178,8 @@ class ServerImpl final : public Server {
     return Status::Ok();
   }
 
+  asio::io_context& NextLoop() { return *loops_[next_loop_++ % loops_.size()]; }
+
   bool Admit(Protocol p) {
     if (tracker_.size() < options_.max_connections) return true;
     metrics_.CountRejectedConnection(p);
@@ -177,7 +188,7 @@ class ServerImpl final : public Server {
 
   void AcceptTcp(tcp::acceptor& acceptor, Protocol p) {
     acceptor.async_accept(
-        asio::make_strand(io_), [this, &acceptor, p](boost::system::error_code ec, tcp::socket s) {
+        NextLoop(), [this, &acceptor, p](boost::system::error_code ec, tcp::socket s) {
           if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
           if (!ec && Admit(p)) {
             s.set_option(tcp::no_delay(true), ec);
@@ -194,21 +205,24 @@ class ServerImpl final : public Server {
   }
 
   void AcceptUnix(unix_socket::acceptor& acceptor, Protocol p) {
-    acceptor.async_accept(asio::make_strand(io_), [this, &acceptor, p](boost::system::error_code ec,
-                                                                       unix_socket::socket s) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec && Admit(p)) {
-        auto c = std::make_shared<Connection<unix_socket::socket>>(std::move(s), p, FactoryFor(p),
-                                                                   &ctx_, &tracker_, "unix");
-        tracker_.Add(c);
-        c->Start();
-      }
-      AcceptUnix(acceptor, p);
-    });
+    acceptor.async_accept(
+        NextLoop(), [this, &acceptor, p](boost::system::error_code ec, unix_socket::socket s) {
+          if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+          if (!ec && Admit(p)) {
+            auto c = std::make_shared<Connection<unix_socket::socket>>(
+                std::move(s), p, FactoryFor(p), &ctx_, &tracker_, "unix");
+            tracker_.Add(c);
+            c->Start();
+          }
+          AcceptUnix(acceptor, p);
+        });
   }
 
   ServerOptions options_;
   asio::io_context io_;
+  std::vector<std::unique_ptr<asio::io_context>> loops_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  size_t next_loop_ = 0;  // touched only by accept handlers, which run on io_'s one thread
   asio::signal_set signals_;
   std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors_;
   std::vector<std::unique_ptr<unix_socket::acceptor>> unix_acceptors_;

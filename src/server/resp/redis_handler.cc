@@ -10,6 +10,7 @@
 #include "server/resp/commands.h"
 #include "server/resp/reply.h"
 #include "server/resp/request_parser.h"
+#include "server/resp/text.h"
 #include "util/clock.h"
 
 namespace varve::server {
@@ -43,6 +44,7 @@ class RedisHandler final : public ProtocolHandler {
         parser_(ctx->options->max_request_bytes,
                 std::min(kMaxInlineBytes, ctx->options->max_request_bytes)),
         metric_ids_(RegisterAll(ctx->metrics)),
+        set_metric_(metric_ids_[static_cast<size_t>(FindCommand("set") - CommandTable().data())]),
         connected_unix_ms_(NowUnixMs()) {}
 
   size_t Process(std::string_view in, std::string* out, bool* close,
@@ -56,6 +58,7 @@ class RedisHandler final : public ProtocolHandler {
       RequestParser::Outcome outcome = parser_.Parse(in.substr(consumed), &used);
       if (outcome == RequestParser::Outcome::kIncomplete) break;
       if (outcome == RequestParser::Outcome::kError) {
+        FlushSets(out, &now_us);
         AppendError(out, "ERR " + parser_.error());
         ctx_->metrics->CountMalformed(Protocol::kRedis);
         *close = true;
@@ -64,13 +67,20 @@ class RedisHandler final : public ProtocolHandler {
       }
       consumed += used;
       if (outcome == RequestParser::Outcome::kEmpty) continue;
-      if (Execute(parser_.args(), out, &now_us)) {
-        *close = true;
-        *disconnect = Disconnect::kClient;
-        return consumed;
+      const std::vector<std::string_view>& argv = parser_.args();
+      if (IsPlainSet(argv)) {
+        DeferSet(argv, out, &now_us);
+      } else {
+        FlushSets(out, &now_us);
+        if (Execute(argv, out, &now_us)) {
+          *close = true;
+          *disconnect = Disconnect::kClient;
+          return consumed;
+        }
       }
       if (out->size() > ctx_->options->max_output_bytes) break;
     }
+    FlushSets(out, &now_us);
     return consumed;
   }
 
@@ -98,6 +108,41 @@ class RedisHandler final : public ProtocolHandler {
     ctx_->metrics->CountRequest(Protocol::kRedis, metric, end_us - *clock_us, error);
     *clock_us = end_us;
     return call.quit;
+  }
+
+  // Consecutive plain SETs of one pipeline are written with one WriteBatch (one write(2), one
+  // group commit) instead of one each; their +OK replies are queued at once and replaced by the
+  // error if the write fails. Anything else flushes them first, so replies and effects keep
+  // request order.
+  bool IsPlainSet(const std::vector<std::string_view>& argv) const {
+    return argv.size() == 3 && argv[0].size() == 3 && EqualsLower(argv[0], "set") &&
+           argv[1].size() <= ctx_->options->max_key_bytes &&
+           argv[2].size() <= ctx_->options->max_value_bytes;
+  }
+
+  void DeferSet(const std::vector<std::string_view>& argv, std::string* out, uint64_t* clock_us) {
+    if (pending_sets_ == 0) pending_replies_at_ = out->size();
+    batch_.Put(argv[1], argv[2]);
+    AppendOk(out);
+    ++pending_sets_;
+    if (pending_sets_ >= 1024 || batch_.ByteSize() >= (4u << 20)) FlushSets(out, clock_us);
+  }
+
+  void FlushSets(std::string* out, uint64_t* clock_us) {
+    if (pending_sets_ == 0) return;
+    Status s = ctx_->db->Write(batch_);
+    if (!s.ok()) {
+      out->resize(pending_replies_at_);
+      for (size_t i = 0; i < pending_sets_; ++i) AppendStatusError(out, s);
+    }
+    uint64_t end_us = NowSteadyUs();
+    uint64_t each_us = (end_us - *clock_us) / pending_sets_;
+    for (size_t i = 0; i < pending_sets_; ++i) {
+      ctx_->metrics->CountRequest(Protocol::kRedis, set_metric_, each_us, !s.ok());
+    }
+    *clock_us = end_us;
+    batch_.Clear();
+    pending_sets_ = 0;
   }
 
   // "-ERR unknown command 'foo', with args beginning with: 'a' 'b' " as Redis words it.
@@ -132,7 +177,11 @@ class RedisHandler final : public ProtocolHandler {
   ClientInfo* const client_;
   RequestParser parser_;
   const std::vector<int> metric_ids_;  // by table index; the last is "unknown"
+  const int set_metric_;
   const uint64_t connected_unix_ms_;
+  WriteBatch batch_;  // plain SETs waiting for FlushSets
+  size_t pending_sets_ = 0;
+  size_t pending_replies_at_ = 0;
 };
 
 }  // namespace
