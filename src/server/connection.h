@@ -1,6 +1,6 @@
 // One client connection, for any protocol and any stream socket (TCP or Unix): reads whatever
 // arrives, hands it to the protocol's ProtocolHandler, writes back what it produced. All of a
-// connection's work runs on its strand, one step at a time.
+// connection's work runs on its event loop (one thread), one step at a time.
 #pragma once
 
 #include <boost/asio.hpp>
