@@ -219,14 +219,16 @@ class ServerImpl final : public Server {
   }
 
   ServerOptions options_;
-  asio::io_context io_;
+  // Declared before io_ so that they outlive it: a pending accept on io_ holds a socket that
+  // belongs to one of these loops.
   std::vector<std::unique_ptr<asio::io_context>> loops_;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  asio::io_context io_;
   size_t next_loop_ = 0;  // touched only by accept handlers, which run on io_'s one thread
   asio::signal_set signals_;
   std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors_;
   std::vector<std::unique_ptr<unix_socket::acceptor>> unix_acceptors_;
   std::vector<std::string> socket_paths_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
   std::unique_ptr<DB> db_;
   Metrics metrics_;
