@@ -3,6 +3,8 @@
 // tail's hint removed, so the tail is scanned). Prints index memory per key.
 //
 //   varve-open-bench --dir /path/to/empty/dir --keys 10000000
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -10,7 +12,6 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <unistd.h>
 
 #include "varve/db.h"
 
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
   bool keep = false;
   bool cold = false;
   std::string index = "hash";
-  app.add_option("--dir", dir, "Directory for the store (created; must not hold a store)")->required();
+  app.add_option("--dir", dir, "Directory for the store (created; must not hold a store)")
+      ->required();
   app.add_option("--keys", keys, "Number of keys");
   app.add_option("--key-bytes", key_bytes, "Key size (>= 8)");
   app.add_option("--value-bytes", value_bytes, "Value size");

@@ -20,13 +20,13 @@
 namespace varve {
 
 struct Stats {
-  uint64_t keys = 0;              // live keys in the index (expired ones until noticed)
-  uint64_t live_bytes = 0;        // bytes of records the index points at
-  uint64_t dead_bytes = 0;        // bytes of overwritten, deleted or tombstone records
-  uint64_t segments = 0;          // segment files, the active one included
+  uint64_t keys = 0;        // live keys in the index (expired ones until noticed)
+  uint64_t live_bytes = 0;  // bytes of records the index points at
+  uint64_t dead_bytes = 0;  // bytes of overwritten, deleted or tombstone records
+  uint64_t segments = 0;    // segment files, the active one included
   uint64_t sealed_segments = 0;
-  uint64_t disk_bytes = 0;        // segment bytes on disk
-  uint64_t compactions = 0;       // segments compacted
+  uint64_t disk_bytes = 0;   // segment bytes on disk
+  uint64_t compactions = 0;  // segments compacted
   uint64_t compaction_bytes_written = 0;
   uint64_t compaction_bytes_reclaimed = 0;
   uint64_t user_bytes_written = 0;  // key and value bytes handed to Put/Write
@@ -36,8 +36,8 @@ struct Stats {
   uint64_t gets = 0;
   uint64_t get_misses = 0;
   uint64_t skipped_unchanged_writes = 0;
-  uint64_t syncs = 0;             // fdatasync calls on the log
-  uint64_t write_groups = 0;      // group commits (one append per group)
+  uint64_t syncs = 0;               // fdatasync calls on the log
+  uint64_t write_groups = 0;        // group commits (one append per group)
   uint64_t index_memory_bytes = 0;  // memory held by the index, keys included
   uint64_t last_sequence = 0;
   // Every write with a sequence number up to this one is on disk (fdatasync'ed).
@@ -61,7 +61,7 @@ class DB {
   struct VersionedValue {
     std::string value;
     uint64_t version = 0;
-    uint64_t expiry_ms = 0;  // absolute, ms since the Unix epoch; 0 = never
+    uint64_t expiry_ms = 0;   // absolute, ms since the Unix epoch; 0 = never
     uint32_t user_flags = 0;  // as given in PutOptions
   };
   virtual Result<VersionedValue> GetVersioned(std::string_view key) = 0;

@@ -16,7 +16,7 @@ class WriteBatch {
     OpType type;
     std::string key;
     std::string value;
-    uint64_t ttl_ms = 0;  // 0 = never expires
+    uint64_t ttl_ms = 0;      // 0 = never expires
     uint32_t user_flags = 0;  // see PutOptions::user_flags
   };
 

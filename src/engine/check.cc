@@ -328,8 +328,8 @@ bool Checker::LoadHint(SegmentFile* segp, Hint* hint) {
         // Segments never shrink: recovery trusts the hint and fails reads of the lost records.
         AddDamage(seg.path, seg.size,
                   std::to_string(described - seg.size) +
-                      " bytes missing at the end (its hint describes " +
-                      std::to_string(described) + "); reads of records past this offset fail");
+                      " bytes missing at the end (its hint describes " + std::to_string(described) +
+                      "); reads of records past this offset fail");
         return false;
       }
       if (described != seg.size) {

@@ -97,8 +97,8 @@ Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
       }
       break;
     }
-    HintEntry e{rec.flags, rec.seq, rec.expiry_ms, static_cast<uint32_t>(offset), rec.size,
-                rec.key};
+    HintEntry e{rec.flags, rec.seq, rec.expiry_ms, static_cast<uint32_t>(offset),
+                rec.size,  rec.key};
     if (rec.in_batch()) {  // only committed batches go into the hint
       batch.push_back(e);
       batch_keys.emplace_back(rec.key);
@@ -208,8 +208,8 @@ namespace {
 
 struct Copied {
   std::string key;
-  IndexEntry old;       // where the record was (valid for puts)
-  IndexEntry moved;     // where it goes; offset relative to the output buffer until flushed
+  IndexEntry old;    // where the record was (valid for puts)
+  IndexEntry moved;  // where it goes; offset relative to the output buffer until flushed
   bool tombstone;
   uint8_t flags;
   uint64_t expiry_ms;
@@ -235,8 +235,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
   std::shared_ptr<Segment> out;
   std::unique_ptr<WritableFile> out_file;
   std::string out_buf;
-  std::vector<Copied> pending;        // in out_buf, not yet in the file
-  std::vector<Copied> out_records;    // in the current output file (for its hint)
+  std::vector<Copied> pending;      // in out_buf, not yet in the file
+  std::vector<Copied> out_records;  // in the current output file (for its hint)
   std::vector<std::shared_ptr<Segment>> outputs;
 
   auto flush = [&]() -> Status {
@@ -268,8 +268,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     VARVE_ASSIGN_OR_RETURN(std::unique_ptr<HintWriter> hint,
                            HintWriter::Create(env_, dir_, out->id));
     for (const Copied& c : out_records) {
-      VARVE_RETURN_IF_ERROR(hint->Add(HintEntry{c.flags, c.moved.seq(), c.expiry_ms,
-                                                c.moved.offset, c.moved.size, c.key}));
+      VARVE_RETURN_IF_ERROR(hint->Add(
+          HintEntry{c.flags, c.moved.seq(), c.expiry_ms, c.moved.offset, c.moved.size, c.key}));
     }
     VARVE_RETURN_IF_ERROR(hint->Finish(out->size_bytes.load()));
     out->has_hint = true;
@@ -282,11 +282,11 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     return Status::Ok();
   };
   auto copy = [&](const RecordView& rec, uint8_t type, const IndexEntry& old) -> Status {
-    size_t size = RecordSize(rec.key.size(), type == kTypePut ? rec.value.size() : 0,
-                             type == kTypePut && rec.expiry_ms != 0,
-                             type == kTypePut && rec.user_flags != 0);
-    if (out != nullptr && out->size_bytes.load() + out_buf.size() + size >
-                              options_.segment_size_bytes) {
+    size_t size =
+        RecordSize(rec.key.size(), type == kTypePut ? rec.value.size() : 0,
+                   type == kTypePut && rec.expiry_ms != 0, type == kTypePut && rec.user_flags != 0);
+    if (out != nullptr &&
+        out->size_bytes.load() + out_buf.size() + size > options_.segment_size_bytes) {
       VARVE_RETURN_IF_ERROR(seal());
     }
     if (out == nullptr) {

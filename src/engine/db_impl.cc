@@ -159,8 +159,7 @@ Status DBImpl::ValidateOp(const WriteOp& op) const {
   }
   if (op.value.size() > kMaxValueBytes) {
     return Status::InvalidArgument("value of " + std::to_string(op.value.size()) +
-                                   " bytes exceeds the limit of " +
-                                   std::to_string(kMaxValueBytes));
+                                   " bytes exceeds the limit of " + std::to_string(kMaxValueBytes));
   }
   return Status::Ok();
 }
@@ -300,8 +299,8 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
   applied_.clear();
   write_buf_.clear();
   std::map<std::string, uint64_t, std::less<>> overlay;  // versions set earlier in this group
-  bool any_conditional = std::any_of(group.begin(), group.end(),
-                                     [](const PendingWrite* w) { return w->conditional; });
+  bool any_conditional =
+      std::any_of(group.begin(), group.end(), [](const PendingWrite* w) { return w->conditional; });
   uint64_t next_seq = last_seq_.load(std::memory_order_relaxed) + 1;
   bool want_sync = options_.durability == Durability::kSync;
   bool roll = false;
@@ -328,8 +327,8 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
       uint64_t seq = next_seq++;
       ++records;
       size_t before = scratch_.size();
-      AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key,
-                   op.value, op.type == kTypePut ? op.user_flags : 0);
+      AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key, op.value,
+                   op.type == kTypePut ? op.user_flags : 0);
       applied_.push_back(Applied{op.type, op.expiry_ms != 0 && op.type == kTypePut, op.key, seq,
                                  static_cast<uint32_t>(before),
                                  static_cast<uint32_t>(scratch_.size() - before)});
@@ -444,8 +443,8 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   VARVE_ASSIGN_OR_RETURN(*file, env_->NewWritableFile(seg->path));
   char header[kFileHeaderBytes];
   EncodeFileHeader(header,
-                   FileHeader{kSegmentMagic, compaction_output ? kFileFlagCompactionOutput : 0u,
-                              id, last_seq_.load(std::memory_order_acquire)});
+                   FileHeader{kSegmentMagic, compaction_output ? kFileFlagCompactionOutput : 0u, id,
+                              last_seq_.load(std::memory_order_acquire)});
   VARVE_RETURN_IF_ERROR((*file)->Append(std::string_view(header, kFileHeaderBytes)));
   VARVE_RETURN_IF_ERROR((*file)->Sync());
   VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "engine/index.h"
-#include "util/rw_mutex.h"
 #include "engine/record.h"
+#include "util/rw_mutex.h"
 #include "varve/db.h"
 #include "varve/env.h"
 
@@ -82,8 +82,7 @@ class DBImpl final : public DB {
 
   // For the iterator: reads the record entry points at. *moved is set (and NotFound returned)
   // when the segment is gone because compaction moved the record; look the key up again.
-  Status ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out,
-                   bool* moved);
+  Status ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out, bool* moved);
   Index* index() { return index_.get(); }
 
  private:
@@ -132,8 +131,7 @@ class DBImpl final : public DB {
   // Recovery (recovery.cc).
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
-  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e,
-                 bool is_tombstone_record);
+  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, bool is_tombstone_record);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
   std::atomic<bool> loaded_tombstones_{false};
 

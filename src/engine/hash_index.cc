@@ -11,9 +11,9 @@
 #include <shared_mutex>
 
 #include "engine/index.h"
-#include "util/rw_mutex.h"
 #include "util/check.h"
 #include "util/coding.h"
+#include "util/rw_mutex.h"
 
 namespace varve {
 namespace {
@@ -97,8 +97,8 @@ IndexEntry DecodeEntry(const char* p) {
 
 std::string_view KeyOf(const char* p) {
   uint64_t len = 0;
-  const char* k = DecodeVarint64(p + kEntryFixedBytes, p + kEntryFixedBytes + kMaxVarint64Bytes,
-                                 &len);
+  const char* k =
+      DecodeVarint64(p + kEntryFixedBytes, p + kEntryFixedBytes + kMaxVarint64Bytes, &len);
   return {k, static_cast<size_t>(len)};
 }
 
@@ -358,8 +358,7 @@ class HashIndex final : public Index {
     return cursor->shard < kShards;
   }
 
-  void ForEach(
-      const std::function<void(std::string_view, const IndexEntry&)>& fn) const override {
+  void ForEach(const std::function<void(std::string_view, const IndexEntry&)>& fn) const override {
     for (size_t n = 0; n < kShards; ++n) {
       const Shard& s = shards_[n];
       std::shared_lock lock(s.mu);

@@ -187,4 +187,14 @@ bool ParseFileName(std::string_view name, uint32_t* id, std::string_view* ext) {
   return true;
 }
 
+std::set<uint32_t> SegmentIdsIn(const std::vector<std::string>& names) {
+  std::set<uint32_t> ids;
+  for (const std::string& name : names) {
+    uint32_t id;
+    std::string_view ext;
+    if (ParseFileName(name, &id, &ext) && ext == "vlog") ids.insert(id);
+  }
+  return ids;
+}
+
 }  // namespace varve

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/record_format.h"
 #include "varve/status.h"
@@ -13,7 +15,7 @@ namespace varve {
 struct RecordView {
   uint8_t flags = 0;
   uint64_t seq = 0;
-  uint64_t expiry_ms = 0;  // 0 = never
+  uint64_t expiry_ms = 0;   // 0 = never
   uint32_t user_flags = 0;  // opaque client flags (memcached); 0 = none stored
   std::string_view key;
   std::string_view value;
@@ -55,5 +57,7 @@ std::string SegmentFileName(uint32_t id);  // "0000000042.vlog"
 std::string HintFileName(uint32_t id);     // "0000000042.hint"
 // Parses "NNNNNNNNNN.vlog" / ".hint"; returns false for other names.
 bool ParseFileName(std::string_view name, uint32_t* id, std::string_view* ext);
+// The ids of the segment files (NNNNNNNNNN.vlog) among a directory's names.
+std::set<uint32_t> SegmentIdsIn(const std::vector<std::string>& names);
 
 }  // namespace varve

@@ -26,7 +26,8 @@ IndexEntry EntryFor(uint32_t segment, uint64_t offset, uint32_t size, uint8_t fl
   e.seq_flags = seq & IndexEntry::kSeqMask;
   bool tombstone = (flags & kTypeMask) == kTypeTombstone;
   // An expired record still shadows older versions of its key, so it goes in as a tombstone.
-  if (tombstone || (expiry_ms != 0 && expiry_ms <= now_ms)) e.seq_flags |= IndexEntry::kTombstoneBit;
+  if (tombstone || (expiry_ms != 0 && expiry_ms <= now_ms))
+    e.seq_flags |= IndexEntry::kTombstoneBit;
   if (expiry_ms != 0) e.seq_flags |= IndexEntry::kExpiryBit;
   return e;
 }
@@ -44,16 +45,10 @@ Status DBImpl::Recover() {
   VARVE_RETURN_IF_ERROR(FinishObsolete());
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
-  std::set<uint32_t> segment_ids;
   for (const std::string& name : names) {
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-      env_->RemoveFile(dir_ + "/" + name).ok();  // an unfinished hint
-      continue;
-    }
-    uint32_t id;
-    std::string_view ext;
-    if (ParseFileName(name, &id, &ext) && ext == "vlog") segment_ids.insert(id);
+    if (name.ends_with(".tmp")) env_->RemoveFile(dir_ + "/" + name).ok();  // unfinished hint
   }
+  std::set<uint32_t> segment_ids = SegmentIdsIn(names);
   for (const std::string& name : names) {
     uint32_t id;
     std::string_view ext;
@@ -118,7 +113,7 @@ Status DBImpl::Recover() {
   std::sort(order.begin(), order.end(),
             [](const auto& a, const auto& b) { return a->size_bytes > b->size_bytes; });
   unsigned threads = options_.open_threads != 0 ? options_.open_threads
-                                                 : std::max(1u, std::thread::hardware_concurrency());
+                                                : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, std::max<size_t>(1, order.size()));
   std::atomic<size_t> next{0};
   std::mutex err_mu;
@@ -211,9 +206,9 @@ Status DBImpl::FinishObsolete() {
   FileHeader fh;
   Status s = DecodeFileHeader(data.data(), n, kObsoleteMagic, path, &fh);
   uint32_t count = n >= kFileHeaderBytes + 8 ? DecodeFixed32(data.data() + kFileHeaderBytes) : 0;
-  if (s.ok() && (n != kFileHeaderBytes + 8 + uint64_t{count} * 4 ||
-                 crc32c::Unmask(DecodeFixed32(data.data() + n - 4)) !=
-                     crc32c::Value(data.data(), n - 4))) {
+  if (s.ok() &&
+      (n != kFileHeaderBytes + 8 + uint64_t{count} * 4 ||
+       crc32c::Unmask(DecodeFixed32(data.data() + n - 4)) != crc32c::Value(data.data(), n - 4))) {
     s = Status::Corruption(path + ": bad checksum or size");
   }
   if (!s.ok()) {
@@ -224,7 +219,8 @@ Status DBImpl::FinishObsolete() {
     for (uint32_t i = 0; i < count; ++i) {
       uint32_t id = DecodeFixed32(data.data() + kFileHeaderBytes + 4 + 4 * i);
       for (const std::string& name : {SegmentFileName(id), HintFileName(id)}) {
-        if (env_->FileExists(dir_ + "/" + name)) VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + name));
+        if (env_->FileExists(dir_ + "/" + name))
+          VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + name));
       }
     }
     VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
@@ -239,19 +235,20 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
   uint64_t now = NowUnixMs();
   uint64_t min_seq = UINT64_MAX, max_seq = 0;
   auto load = [&](uint64_t segment_bytes) {
-    return ReadHintFileBatched(
-        env_, hint_path, seg->id, segment_bytes, [&](const HintEntry* h, size_t n) {
-          // The index is far larger than the caches: start every slot load of the group first.
-          for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
-          for (size_t i = 0; i < n; ++i) {
-            min_seq = std::min(min_seq, h[i].seq);
-            max_seq = std::max(max_seq, h[i].seq);
-            LoadEntry(seg.get(), h[i].key,
-                      EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].seq,
-                               h[i].expiry_ms, now),
-                      (h[i].flags & kTypeMask) == kTypeTombstone);
-          }
-        });
+    return ReadHintFileBatched(env_, hint_path, seg->id, segment_bytes,
+                               [&](const HintEntry* h, size_t n) {
+                                 // The index is far larger than the caches: start every slot load
+                                 // of the group first.
+                                 for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
+                                 for (size_t i = 0; i < n; ++i) {
+                                   min_seq = std::min(min_seq, h[i].seq);
+                                   max_seq = std::max(max_seq, h[i].seq);
+                                   LoadEntry(seg.get(), h[i].key,
+                                             EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags,
+                                                      h[i].seq, h[i].expiry_ms, now),
+                                             (h[i].flags & kTypeMask) == kTypeTombstone);
+                                 }
+                               });
   };
   uint64_t size = seg->size_bytes.load();
   Status s = load(size);

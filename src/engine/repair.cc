@@ -113,12 +113,7 @@ Status RepairStore(Env* env, const std::string& dir, RepairReport* report) {
   if (!env->FileExists(dir)) return Status::NotFound(dir + ": no such directory");
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<FileLock> lock, env->LockFile(dir + "/LOCK"));
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
-  std::set<uint32_t> ids;
-  for (const std::string& name : names) {
-    uint32_t id;
-    std::string_view ext;
-    if (ParseFileName(name, &id, &ext) && ext == "vlog") ids.insert(id);
-  }
+  std::set<uint32_t> ids = SegmentIdsIn(names);
   // Finish a swap that an earlier, interrupted repair started.
   for (const std::string& name : names) {
     uint32_t id;
