@@ -15,6 +15,7 @@
 
 #include "engine/record.h"
 #include "testutil/temp_dir.h"
+#include "util/clock.h"
 
 namespace varve {
 namespace {
@@ -213,7 +214,9 @@ TEST_P(DBTest, DamageInTheMiddleOfTheTailLosesOnlyThatRecord) {
     EXPECT_EQ(db->GetStats().keys, 99u + round);
     EXPECT_TRUE(db->Get("k50").status().IsNotFound());
     for (int i = 0; i < 100; ++i) {
-      if (i != 50) ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(i)) << i;
+      if (i != 50) {
+        ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(i)) << i;
+      }
     }
     ASSERT_TRUE(db->Put("new" + std::to_string(round), "v").ok());
   }
@@ -339,7 +342,12 @@ TEST_P(DBTest, BackgroundCompactionRunsAlongsideWrites) {
     for (int i = 0; i < 1000; ++i)
       ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(round * 1000 + i, 200)).ok());
   }
-  for (int i = 0; i < 500 && db->GetStats().compactions == 0; ++i) {
+  // Background compaction may take several passes to get below half; wait
+  // for the outcome rather than the first pass (slow CI machines).
+  const uint64_t half = 40u * 1000 * 230 / 2;
+  for (int i = 0; i < 1000; ++i) {
+    Stats s = db->GetStats();
+    if (s.compactions > 0 && s.disk_bytes < half) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   stop = true;
@@ -347,17 +355,22 @@ TEST_P(DBTest, BackgroundCompactionRunsAlongsideWrites) {
   EXPECT_EQ(read_errors.load(), 0);
   Stats st = db->GetStats();
   EXPECT_GT(st.compactions, 0u);
-  EXPECT_LT(st.disk_bytes, 40u * 1000 * 230 / 2);
+  EXPECT_LT(st.disk_bytes, half);
   for (int i = 0; i < 1000; ++i)
     ASSERT_EQ(*db->Get("k" + std::to_string(i)), ValueFor(39000 + i, 200));
 }
 
 TEST_P(DBTest, TtlExpires) {
   auto db = OpenOrDie(Opts(), tmp_.path());
+  const uint64_t deadline = NowUnixMs() + 50;
   ASSERT_TRUE(db->Put("short", "v", PutOptions{50}).ok());
   ASSERT_TRUE(db->Put("long", "v", PutOptions{3600 * 1000}).ok());
   ASSERT_TRUE(db->Put("old", "v1").ok());
-  EXPECT_EQ(*db->Get("short"), "v");
+  Result<std::string> short_now = db->Get("short");
+  // A stalled machine may pass the deadline before the read; only then may it be gone.
+  if (NowUnixMs() < deadline) {
+    EXPECT_EQ(short_now.ok() ? *short_now : "(gone)", "v");
+  }
   auto v = db->GetVersioned("long");
   ASSERT_TRUE(v.ok());
   EXPECT_GT(v->expiry_ms, 0u);
@@ -589,7 +602,9 @@ TEST_P(DBTest, IteratorReturnsEveryKeyOnce) {
     EXPECT_GT(it->version(), 0u);
   }
   EXPECT_EQ(seen, model);
-  if (GetParam() == IndexKind::kOrdered) EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  if (GetParam() == IndexKind::kOrdered) {
+    EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  }
 
   ReadOptions ro;
   ro.prefix = "user:";
