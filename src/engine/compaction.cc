@@ -212,6 +212,7 @@ struct Copied {
   IndexEntry moved;  // where it goes; offset relative to the output buffer until flushed
   bool tombstone;
   uint8_t flags;
+  uint64_t seq;
   uint64_t expiry_ms;
 };
 
@@ -248,9 +249,9 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     out_buf.clear();
     for (Copied& c : pending) {
       c.moved.offset += static_cast<uint32_t>(base);
-      out->NoteSeq(c.moved.seq());
+      out->NoteSeq(c.seq);
       if (c.tombstone) {
-        out->NoteTombstone(c.moved.seq(), c.moved.size);
+        out->NoteTombstone(c.seq, c.moved.size);
       } else if (index_->ReplaceIf(c.key, c.old, c.moved)) {
         out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
         NoteDead(c.old.segment, c.old.size);
@@ -268,8 +269,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     VARVE_ASSIGN_OR_RETURN(std::unique_ptr<HintWriter> hint,
                            HintWriter::Create(env_, dir_, out->id));
     for (const Copied& c : out_records) {
-      VARVE_RETURN_IF_ERROR(hint->Add(
-          HintEntry{c.flags, c.moved.seq(), c.expiry_ms, c.moved.offset, c.moved.size, c.key}));
+      VARVE_RETURN_IF_ERROR(
+          hint->Add(HintEntry{c.flags, c.seq, c.expiry_ms, c.moved.offset, c.moved.size, c.key}));
     }
     VARVE_RETURN_IF_ERROR(hint->Finish(out->size_bytes.load()));
     out->has_hint = true;
@@ -303,7 +304,7 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     c.moved.segment = out->id;
     c.moved.offset = static_cast<uint32_t>(out_buf.size());
     c.moved.size = static_cast<uint32_t>(size);
-    c.moved.seq_flags = rec.seq | (c.expiry_ms != 0 ? IndexEntry::kExpiryBit : 0);
+    c.seq = rec.seq;
     // Batch flags go: the batch committed long ago, and its records now live apart.
     AppendRecord(&out_buf, type, rec.seq, c.expiry_ms, rec.key,
                  type == kTypePut ? rec.value : std::string_view(),
@@ -321,9 +322,10 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
   std::set<std::pair<std::string, uint64_t>> kept_tombstones;
   auto keep_tombstone = [&](const RecordView& rec) -> Status {
     if (droppable(0, rec.seq)) return Status::Ok();
-    // A newer version of the key shadows older records as well as the tombstone does.
+    // A live version of the key is newer than any tombstone of it (a delete removes the key
+    // from the index) and shadows older records as well as the tombstone does.
     IndexEntry cur;
-    if (index_->Get(rec.key, &cur) && cur.seq() > rec.seq) return Status::Ok();
+    if (index_->Get(rec.key, &cur)) return Status::Ok();
     if (!kept_tombstones.emplace(std::string(rec.key), rec.seq).second) return Status::Ok();
     return copy(rec, kTypeTombstone, IndexEntry{});
   };

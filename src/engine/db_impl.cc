@@ -97,7 +97,7 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, Versione
   if (DecodeRecord(buf.data(), entry.size, &rec, &why) != DecodeOutcome::kOk) {
     return Status::Corruption(where() + ": " + why);
   }
-  if (rec.key != key || rec.seq != entry.seq() || rec.tombstone()) {
+  if (rec.key != key || rec.tombstone()) {
     return Status::Corruption(where() + ": record does not match the index");
   }
   if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
@@ -136,17 +136,33 @@ Result<std::string> DBImpl::Get(std::string_view key) {
   return std::move(r->value);
 }
 
-uint64_t DBImpl::CurrentVersion(std::string_view key) {
+// The index keeps no sequence numbers: the version comes from the record (usually cached).
+// 0 means absent; a record that cannot be read is an error, never "absent".
+Result<uint64_t> DBImpl::CurrentVersion(std::string_view key, IndexEntry* where, bool* present,
+                                        uint64_t* expiry_ms) {
   IndexEntry e;
+  if (present != nullptr) *present = false;
   while (index_->Get(key, &e)) {
-    if (!e.has_expiry()) return e.seq();
     VersionedValue v;
     bool moved;
     Status s = ReadEntry(key, e, &v, &moved);
     if (moved) continue;
-    return s.ok() ? v.version : 0;
+    if (where != nullptr) *where = e;
+    if (present != nullptr) *present = true;
+    if (s.IsNotFound()) return uint64_t{0};  // expired
+    if (!s.ok()) return s;
+    if (expiry_ms != nullptr) *expiry_ms = v.expiry_ms;
+    return v.version;
   }
-  return 0;
+  return uint64_t{0};
+}
+
+void DBImpl::ReadVersionAhead(PendingWrite* w) {
+  bool present;
+  Result<uint64_t> v =
+      CurrentVersion(w->ops[0].key, &w->version_location, &present, &w->version_expiry_ms);
+  w->version_read = v.ok() && present;
+  if (w->version_read) w->version = *v;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,6 +242,7 @@ Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
   w.count = 1;
   w.conditional = true;
   w.expected_version = expected_version;
+  ReadVersionAhead(&w);
   Status s = WriteImpl(&w);
   if (s.ok() && new_version != nullptr) *new_version = w.first_seq;
   return s;
@@ -239,6 +256,7 @@ Status DBImpl::CompareAndDelete(std::string_view key, uint64_t expected_version)
   w.count = 1;
   w.conditional = true;
   w.expected_version = expected_version;
+  ReadVersionAhead(&w);
   return WriteImpl(&w);
 }
 
@@ -288,11 +306,24 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
   return w->status;
 }
 
-bool DBImpl::CheckVersion(std::string_view key, uint64_t expected_version,
-                          const std::map<std::string, uint64_t, std::less<>>& overlay) {
+Status DBImpl::CheckVersion(const PendingWrite& w,
+                            const std::map<std::string, uint64_t, std::less<>>& overlay) {
+  std::string_view key = w.ops[0].key;
   auto it = overlay.find(key);
-  uint64_t current = it != overlay.end() ? it->second : CurrentVersion(key);
-  return current == expected_version;
+  uint64_t current;
+  IndexEntry e;
+  if (it != overlay.end()) {
+    current = it->second;
+  } else if (!index_->Get(key, &e)) {
+    current = 0;
+  } else if (w.version_read && e.SameLocation(w.version_location)) {
+    // The record read before the lock is still the key's newest (unless it expired since).
+    bool expired = w.version_expiry_ms != 0 && w.version_expiry_ms <= NowUnixMs();
+    current = expired ? 0 : w.version;
+  } else {
+    VARVE_ASSIGN_OR_RETURN(current, CurrentVersion(key));
+  }
+  return current == w.expected_version ? Status::Ok() : Status::Aborted("version mismatch for key");
 }
 
 Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
@@ -310,8 +341,9 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
     roll |= w->roll;
     if (w->count == 0) continue;
     if (w->conditional) {
-      if (!CheckVersion(w->ops[0].key, w->expected_version, overlay)) {
-        w->status = Status::Aborted("version mismatch for key");
+      Status check = CheckVersion(*w, overlay);
+      if (!check.ok()) {
+        w->status = check;
         continue;
       }
     }
@@ -329,8 +361,7 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
       size_t before = scratch_.size();
       AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key, op.value,
                    op.type == kTypePut ? op.user_flags : 0);
-      applied_.push_back(Applied{op.type, op.expiry_ms != 0 && op.type == kTypePut, op.key, seq,
-                                 static_cast<uint32_t>(before),
+      applied_.push_back(Applied{op.type, op.key, seq, static_cast<uint32_t>(before),
                                  static_cast<uint32_t>(scratch_.size() - before)});
       user_bytes += op.key.size() + op.value.size();
       if (any_conditional) overlay[std::string(op.key)] = op.type == kTypePut ? seq : 0;
@@ -406,7 +437,6 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       e.segment = active_->id;
       e.offset = a.offset;
       e.size = a.size;
-      e.seq_flags = a.seq | (a.has_expiry ? IndexEntry::kExpiryBit : 0);
       had_old = index_->Put(a.key, e, &old);
       active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
       puts_.fetch_add(1, std::memory_order_relaxed);

@@ -92,6 +92,12 @@ class DBImpl final : public DB {
     bool atomic = false;       // a WriteBatch: all-or-nothing records
     bool conditional = false;  // compare-and-set / compare-and-delete
     uint64_t expected_version = 0;
+    // The key's version read before the commit lock, valid while the index still points at
+    // where it was read (so that the check under the lock rarely reads the disk).
+    bool version_read = false;
+    IndexEntry version_location;
+    uint64_t version = 0;
+    uint64_t version_expiry_ms = 0;
     bool force_sync = false;  // Sync(): make everything durable
     bool roll = false;        // Compact(): seal the active segment if it holds garbage
     uint64_t first_seq = 0;   // out: sequence of the first record written
@@ -101,7 +107,6 @@ class DBImpl final : public DB {
   };
   struct Applied {
     uint8_t type;
-    bool has_expiry;
     std::string_view key;
     uint64_t seq;
     uint32_t offset;
@@ -117,9 +122,12 @@ class DBImpl final : public DB {
   Status SyncActive();
   Result<std::shared_ptr<Segment>> CreateSegment(uint32_t id, bool compaction_output,
                                                  std::unique_ptr<WritableFile>* file);
-  bool CheckVersion(std::string_view key, uint64_t expected_version,
-                    const std::map<std::string, uint64_t, std::less<>>& overlay);
-  uint64_t CurrentVersion(std::string_view key);
+  Status CheckVersion(const PendingWrite& w,
+                      const std::map<std::string, uint64_t, std::less<>>& overlay);
+  // 0 if absent; *where and *expiry_ms describe the record read (if *present).
+  Result<uint64_t> CurrentVersion(std::string_view key, IndexEntry* where = nullptr,
+                                  bool* present = nullptr, uint64_t* expiry_ms = nullptr);
+  void ReadVersionAhead(PendingWrite* w);
   void SetWriteError(const Status& s);
   // A second handle on a segment with readahead, for reading it start to end.
   Result<std::unique_ptr<RandomAccessFile>> OpenForScan(const Segment& seg);
@@ -131,9 +139,9 @@ class DBImpl final : public DB {
   // Recovery (recovery.cc).
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
-  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, bool is_tombstone_record);
+  void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
+                 bool is_tombstone_record);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
-  std::atomic<bool> loaded_tombstones_{false};
 
   // Hints and compaction (compaction.cc).
   void MaintenanceLoop();

@@ -1,11 +1,19 @@
-// Hash index: 256 shards, each an open-addressing table (linear probing, backward-shift delete)
-// of 8-byte slots pointing into an arena that holds [entry (20 bytes)][varint key length][key].
-// Per key: 8 / load factor bytes of slot + 21 bytes of entry + the key.
+// Hash index: 256 shards, each a table of groups in the manner of Swiss tables. A group is one
+// cache line: 12 control bytes (empty, erased, or 7 bits of the key's hash; matched at once),
+// 4 bytes of padding and 12 4-byte references into an arena holding the items:
+//   [segment u32][offset u32][varint size << 1 | tombstone][varint key length][key]
+// A lookup touches one line of the table and the item. Per key: 5.33 bytes of slot / load factor
+// (0.58 to 0.875) + 10 or 11 bytes of item + the key.
 #define XXH_INLINE_ALL  // the hash is on every lookup: inline it
 #include <xxhash.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -20,11 +28,65 @@ namespace {
 
 constexpr int kShardBits = 8;
 constexpr size_t kShards = size_t{1} << kShardBits;
-constexpr size_t kEntryFixedBytes = 20;
+constexpr size_t kGroupSlots = 12;
+constexpr uint32_t kGroupMask = (1u << kGroupSlots) - 1;
+constexpr uint8_t kEmpty = 0x80;
+constexpr uint8_t kErased = 0xfe;  // a removed slot a probe must pass (its group was full)
+// Loads: a table grows past 7/8 (empties and erased slots counted), sized at 0.85 when the
+// number of keys is known, shrunk below 0.6 after recovery.
+constexpr double kMaxLoad = 0.875;
+constexpr double kReserveLoad = 0.85;
 
 inline uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+inline size_t ShardOf(uint64_t h) { return h >> (64 - kShardBits); }
+inline uint8_t H2(uint64_t h) { return static_cast<uint8_t>((h >> (64 - kShardBits - 7)) & 0x7f); }
+// The home group: the low 32 bits scaled to the group count (no power-of-two sizes needed).
+inline uint64_t HomeGroup(uint64_t h, uint64_t groups) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(h)) * groups) >> 32;
+}
 
-// Bump allocator with chunks growing from 4 KiB to 1 MiB; a larger item gets a chunk of its own.
+// One cache line: control bytes, then the slots' arena references.
+struct alignas(64) Group {
+  uint8_t ctrl[16];  // bytes 12..15 are padding (0xff: never matches, masked off)
+  uint32_t refs[kGroupSlots];
+};
+static_assert(sizeof(Group) == 64);
+
+// Bit i set for each of the group's 12 control bytes that matches.
+class GroupBits {
+ public:
+  explicit GroupBits(const uint8_t* ctrl) : ctrl_(ctrl) {}
+#if defined(__SSE2__)
+  uint32_t Match(uint8_t v) const {
+    __m128i g = _mm_load_si128(reinterpret_cast<const __m128i*>(ctrl_));
+    return kGroupMask & static_cast<uint32_t>(_mm_movemask_epi8(
+                            _mm_cmpeq_epi8(g, _mm_set1_epi8(static_cast<char>(v)))));
+  }
+  // Empty and erased both have the high bit set; full slots never do.
+  uint32_t MatchFree() const {
+    __m128i g = _mm_load_si128(reinterpret_cast<const __m128i*>(ctrl_));
+    return kGroupMask & static_cast<uint32_t>(_mm_movemask_epi8(g));
+  }
+#else
+  uint32_t Match(uint8_t v) const {
+    uint32_t m = 0;
+    for (size_t i = 0; i < kGroupSlots; ++i) m |= static_cast<uint32_t>(ctrl_[i] == v) << i;
+    return m;
+  }
+  uint32_t MatchFree() const {
+    uint32_t m = 0;
+    for (size_t i = 0; i < kGroupSlots; ++i) m |= static_cast<uint32_t>(ctrl_[i] >> 7) << i;
+    return m;
+  }
+#endif
+  uint32_t MatchEmpty() const { return Match(kEmpty); }
+
+ private:
+  const uint8_t* ctrl_;
+};
+
+// Bump allocator with chunks growing from 4 KiB to 1 MiB by a sixteenth of what is held (so at
+// most ~6% sits unused in the last chunk); a larger item gets a chunk of its own.
 // A reference is ((chunk << 20) | offset) + 1, so 0 means none.
 class Arena {
  public:
@@ -41,8 +103,7 @@ class Arena {
       return Ref(chunks_.size() - 1, 0);
     }
     if (chunks_.empty() || used_in_last_ + n > last_chunk_bytes_) {
-      // Grow by a quarter of what is held, so that at most ~20% sits unused in the last chunk.
-      size_t size = std::max(n, std::clamp(allocated_bytes_ / 4, size_t{4096}, kMaxChunkBytes));
+      size_t size = std::max(n, std::clamp(allocated_bytes_ / 16, size_t{4096}, kMaxChunkBytes));
       NewChunk(size);
     }
     size_t off = used_in_last_;
@@ -79,26 +140,36 @@ class Arena {
   size_t used_bytes_ = 0;
 };
 
-void EncodeEntry(char* p, const IndexEntry& e) {
-  EncodeFixed32(p, e.segment);
-  EncodeFixed32(p + 4, e.offset);
-  EncodeFixed32(p + 8, e.size);
-  EncodeFixed64(p + 12, e.seq_flags);
+inline uint64_t SizeField(const IndexEntry& e) {
+  return (uint64_t{e.size} << 1) | (e.tombstone() ? 1 : 0);
 }
 
-IndexEntry DecodeEntry(const char* p) {
+// Writes the item's entry part (segment, offset, size field); returns the end.
+char* EncodeEntry(char* p, const IndexEntry& e) {
+  EncodeFixed32(p, e.segment);
+  EncodeFixed32(p + 4, e.offset);
+  return EncodeVarint64(p + 8, SizeField(e));
+}
+
+IndexEntry DecodeEntry(const char* p, const char** end = nullptr) {
   IndexEntry e;
   e.segment = DecodeFixed32(p);
   e.offset = DecodeFixed32(p + 4);
-  e.size = DecodeFixed32(p + 8);
-  e.seq_flags = DecodeFixed64(p + 12);
+  uint64_t f = 0;
+  const char* q = DecodeVarint64(p + 8, p + 8 + kMaxVarint64Bytes, &f);
+  e.size = static_cast<uint32_t>(f >> 1);
+  e.flags = (f & 1) != 0 ? IndexEntry::kTombstone : 0;
+  if (end != nullptr) *end = q;
   return e;
 }
 
 std::string_view KeyOf(const char* p) {
+  const char* q = p + 8;
+  while ((static_cast<uint8_t>(*q) & 0x80) != 0) ++q;  // skip the size field
+  ++q;
+  if (static_cast<uint8_t>(*q) < 0x80) return {q + 1, static_cast<uint8_t>(*q)};
   uint64_t len = 0;
-  const char* k =
-      DecodeVarint64(p + kEntryFixedBytes, p + kEntryFixedBytes + kMaxVarint64Bytes, &len);
+  const char* k = DecodeVarint64(q, q + kMaxVarint64Bytes, &len);
   return {k, static_cast<size_t>(len)};
 }
 
@@ -109,106 +180,183 @@ size_t ItemBytes(const char* p) {
 
 struct alignas(64) Shard {
   mutable RWMutex mu;
-  std::unique_ptr<uint64_t[]> slots;  // (tag << 32) | arena ref; 0 = empty
-  uint64_t mask = 0;                  // capacity - 1 (0 while unallocated)
+  std::unique_ptr<Group[]> table;
+  std::unique_ptr<uint64_t[]> seqs;  // recovery only: sequence number per slot
+  bool has_tombstones = false;       // an entry marked tombstone was stored (recovery)
+  uint64_t groups = 0;
   uint64_t count = 0;
-  uint64_t dead_bytes = 0;  // arena bytes of removed items
+  std::atomic<uint64_t> published_count{0};  // count, readable without the lock (Size)
+  uint64_t erased = 0;                       // slots marked kErased
+  uint64_t dead_bytes = 0;                   // arena bytes of removed items
   Arena arena;
   // Lock-free copies for Prefetch only: a stale value just prefetches a useless line.
-  std::atomic<uint64_t*> prefetch_slots{nullptr};
-  std::atomic<uint64_t> prefetch_mask{0};
+  std::atomic<Group*> prefetch_table{nullptr};
+  std::atomic<uint64_t*> prefetch_seqs{nullptr};
+  std::atomic<uint64_t> prefetch_groups{0};
 
-  static uint32_t TagOf(uint64_t slot) { return static_cast<uint32_t>(slot >> 32); }
-  static uint32_t RefOf(uint64_t slot) { return static_cast<uint32_t>(slot); }
+  // Slot i is control byte and reference i % 12 of group i / 12.
+  uint64_t capacity() const { return groups * kGroupSlots; }
+  uint8_t& Ctrl(uint64_t i) const { return table[i / kGroupSlots].ctrl[i % kGroupSlots]; }
+  uint32_t& Ref(uint64_t i) const { return table[i / kGroupSlots].refs[i % kGroupSlots]; }
+  bool Full(uint64_t i) const { return (Ctrl(i) & 0x80) == 0; }
+  char* ItemAt(uint64_t i) const { return arena.At(Ref(i)); }
 
-  // Returns the slot holding key, or the empty slot where it would go (*found = false).
-  uint64_t Find(std::string_view key, uint32_t tag, bool* found) const {
-    uint64_t i = tag & mask;
+  static std::unique_ptr<Group[]> NewTable(uint64_t groups) {
+    std::unique_ptr<Group[]> t(new Group[groups]);
+    for (uint64_t g = 0; g < groups; ++g) {
+      std::memset(t[g].ctrl, kEmpty, kGroupSlots);
+      std::memset(t[g].ctrl + kGroupSlots, 0xff, sizeof(t[g].ctrl) - kGroupSlots);
+      std::memset(t[g].refs, 0, sizeof(t[g].refs));
+    }
+    return t;
+  }
+
+  // Returns the slot holding key (*found), or else the free slot where it would go.
+  uint64_t Find(std::string_view key, uint64_t h, bool* found) const {
+    const uint8_t h2 = H2(h);
+    uint64_t g = HomeGroup(h, groups);
+    uint64_t insert_at = UINT64_MAX;
     while (true) {
-      uint64_t s = slots[i];
-      if (s == 0) {
+      const Group& grp = table[g];
+      GroupBits bits(grp.ctrl);
+      for (uint32_t m = bits.Match(h2); m != 0; m &= m - 1) {
+        uint32_t ref = grp.refs[__builtin_ctz(m)];
+        if (KeyOf(arena.At(ref)) == key) {
+          *found = true;
+          return g * kGroupSlots + static_cast<unsigned>(__builtin_ctz(m));
+        }
+      }
+      uint32_t free = bits.MatchFree();
+      if (insert_at == UINT64_MAX && free != 0) {
+        insert_at = g * kGroupSlots + static_cast<unsigned>(__builtin_ctz(free));
+      }
+      if (bits.MatchEmpty() != 0) {
         *found = false;
-        return i;
+        return insert_at;
       }
-      if (TagOf(s) == tag && KeyOf(arena.At(RefOf(s))) == key) {
-        *found = true;
-        return i;
-      }
-      i = (i + 1) & mask;
+      if (++g == groups) g = 0;
     }
   }
 
-  char* ItemAt(uint64_t i) const { return arena.At(RefOf(slots[i])); }
-
-  void Grow(uint64_t min_cap = 0) {
-    uint64_t new_cap = mask == 0 ? 16 : (mask + 1) * 2;
-    while (new_cap < min_cap) new_cap *= 2;
-    std::unique_ptr<uint64_t[]> fresh(new uint64_t[new_cap]());
-    uint64_t new_mask = new_cap - 1;
-    for (uint64_t i = 0; mask != 0 && i <= mask; ++i) {
-      uint64_t s = slots[i];
-      if (s == 0) continue;
-      uint64_t j = TagOf(s) & new_mask;
-      while (fresh[j] != 0) j = (j + 1) & new_mask;
-      fresh[j] = s;
+  // Moves every item into a table of at least min_slots slots (also clears erased slots).
+  void Rehash(uint64_t min_slots) {
+    uint64_t new_groups = std::max<uint64_t>(1, (min_slots + kGroupSlots - 1) / kGroupSlots);
+    std::unique_ptr<Group[]> fresh = NewTable(new_groups);
+    std::unique_ptr<uint64_t[]> fresh_seqs(seqs ? new uint64_t[new_groups * kGroupSlots]()
+                                                : nullptr);
+    // The keys are hashed again: load items a few slots ahead (they lie in insertion order).
+    constexpr uint64_t kAhead = 12;
+    for (uint64_t i = 0; i < std::min(capacity(), kAhead); ++i) {
+      if (Full(i)) __builtin_prefetch(ItemAt(i));
     }
-    slots = std::move(fresh);
-    mask = new_mask;
-    prefetch_slots.store(slots.get(), std::memory_order_relaxed);
-    prefetch_mask.store(mask, std::memory_order_relaxed);
-  }
-
-  void Insert(uint64_t pos, std::string_view key, uint32_t tag, const IndexEntry& e) {
-    char* p;
-    size_t n = kEntryFixedBytes + VarintLength(key.size()) + key.size();
-    uint32_t ref = arena.Allocate(n, &p);
-    EncodeEntry(p, e);
-    char* k = EncodeVarint64(p + kEntryFixedBytes, key.size());
-    std::memcpy(k, key.data(), key.size());
-    slots[pos] = (static_cast<uint64_t>(tag) << 32) | ref;
-    ++count;
+    for (uint64_t i = 0; i < capacity(); ++i) {
+      if (i + kAhead < capacity() && Full(i + kAhead)) __builtin_prefetch(ItemAt(i + kAhead));
+      if (!Full(i)) continue;
+      uint64_t h = HashKey(KeyOf(ItemAt(i)));
+      uint64_t g = HomeGroup(h, new_groups);
+      while (true) {
+        uint32_t free = GroupBits(fresh[g].ctrl).MatchEmpty();
+        if (free != 0) {
+          unsigned j = static_cast<unsigned>(__builtin_ctz(free));
+          fresh[g].ctrl[j] = Ctrl(i);
+          fresh[g].refs[j] = Ref(i);
+          if (seqs) fresh_seqs[g * kGroupSlots + j] = seqs[i];
+          break;
+        }
+        if (++g == new_groups) g = 0;
+      }
+    }
+    table = std::move(fresh);
+    seqs = std::move(fresh_seqs);
+    groups = new_groups;
+    erased = 0;
+    prefetch_table.store(table.get(), std::memory_order_relaxed);
+    prefetch_seqs.store(seqs.get(), std::memory_order_relaxed);
+    prefetch_groups.store(groups, std::memory_order_relaxed);
   }
 
   // Ensures room for one more item; may move slots, so call before Find for an insert.
-  void Reserve() {
-    if (mask == 0 || (count + 1) * 5 > (mask + 1) * 4) Grow();
+  void MakeRoom() {
+    if (static_cast<double>(count + erased + 1) <= kMaxLoad * static_cast<double>(capacity())) {
+      return;
+    }
+    // Many erased slots: rebuild at the same size; otherwise grow by half.
+    uint64_t slots = erased * 4 >= count ? capacity() : capacity() + capacity() / 2;
+    Rehash(std::max<uint64_t>({slots, kGroupSlots, SlotsFor(count + 1, kReserveLoad)}));
+  }
+
+  static uint64_t SlotsFor(uint64_t keys, double load) {
+    return static_cast<uint64_t>(std::ceil(static_cast<double>(keys) / load));
+  }
+
+  void Insert(uint64_t pos, std::string_view key, uint64_t h, const IndexEntry& e) {
+    if (e.tombstone()) has_tombstones = true;
+    char* p;
+    size_t n = 8 + VarintLength(SizeField(e)) + VarintLength(key.size()) + key.size();
+    uint32_t ref = arena.Allocate(n, &p);
+    char* k = EncodeVarint64(EncodeEntry(p, e), key.size());
+    std::memcpy(k, key.data(), key.size());
+    if (Ctrl(pos) == kErased) --erased;
+    Ctrl(pos) = H2(h);
+    Ref(pos) = ref;
+    published_count.store(++count, std::memory_order_relaxed);
+  }
+
+  // Replaces the entry of the item in slot i; the item moves if its size field grows or shrinks.
+  void SetEntry(uint64_t i, const IndexEntry& e) {
+    if (e.tombstone()) has_tombstones = true;
+    char* p = ItemAt(i);
+    const char* end;
+    DecodeEntry(p, &end);
+    size_t old_field = static_cast<size_t>(end - p) - 8;
+    if (static_cast<size_t>(VarintLength(SizeField(e))) == old_field) {
+      EncodeEntry(p, e);
+      return;
+    }
+    std::string_view key = KeyOf(p);
+    size_t old_bytes = ItemBytes(p);
+    char* q;
+    size_t n = 8 + VarintLength(SizeField(e)) + VarintLength(key.size()) + key.size();
+    uint32_t ref = arena.Allocate(n, &q);
+    char* k = EncodeVarint64(EncodeEntry(q, e), key.size());
+    std::memcpy(k, key.data(), key.size());
+    Ref(i) = ref;
+    dead_bytes += old_bytes;
+    MaybeCompactArena();
   }
 
   void EraseAt(uint64_t i) {
     dead_bytes += ItemBytes(ItemAt(i));
-    --count;
-    uint64_t j = i;
-    while (true) {
-      slots[i] = 0;
-      while (true) {
-        j = (j + 1) & mask;
-        if (slots[j] == 0) {
-          MaybeCompactArena();
-          return;
-        }
-        uint64_t home = TagOf(slots[j]) & mask;
-        bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
-        if (!stays) break;
-      }
-      slots[i] = slots[j];
-      i = j;
+    published_count.store(--count, std::memory_order_relaxed);
+    // A group that still has an empty slot never made a probe pass it: the slot can be empty.
+    if (GroupBits(table[i / kGroupSlots].ctrl).MatchEmpty() != 0) {
+      Ctrl(i) = kEmpty;
+    } else {
+      Ctrl(i) = kErased;
+      ++erased;
     }
+    Ref(i) = 0;
+    MaybeCompactArena();
   }
 
   void MaybeCompactArena() {
     if (dead_bytes < 64 * 1024 || dead_bytes * 2 < arena.used_bytes()) return;
     Arena fresh;
-    for (uint64_t i = 0; i <= mask; ++i) {
-      if (slots[i] == 0) continue;
+    for (uint64_t i = 0; i < capacity(); ++i) {
+      if (!Full(i)) continue;
       const char* old = ItemAt(i);
       size_t n = ItemBytes(old);
       char* p;
-      uint32_t ref = fresh.Allocate(n, &p);
+      Ref(i) = fresh.Allocate(n, &p);
       std::memcpy(p, old, n);
-      slots[i] = (slots[i] & ~uint64_t{0xffffffff}) | ref;
     }
     arena = std::move(fresh);
     dead_bytes = 0;
+  }
+
+  uint64_t MemoryBytes() const {
+    return groups * sizeof(Group) + (seqs ? capacity() * sizeof(uint64_t) : 0) +
+           arena.allocated_bytes();
   }
 };
 
@@ -218,125 +366,134 @@ class HashIndex final : public Index {
 
   bool Get(std::string_view key, IndexEntry* out) const override {
     uint64_t h = HashKey(key);
-    const Shard& s = shards_[h >> (64 - kShardBits)];
+    const Shard& s = shards_[ShardOf(h)];
     std::shared_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
-    uint64_t i = s.Find(key, Tag(h), &found);
+    uint64_t i = s.Find(key, h, &found);
     if (found) *out = DecodeEntry(s.ItemAt(i));
     return found;
   }
 
   void Reserve(uint64_t keys) override {
-    uint64_t per_shard = keys / kShards + keys / kShards / 8 + 16;
+    // Shards differ by a few standard deviations of a binomial count at most.
+    double mean = static_cast<double>(keys) / kShards;
+    uint64_t per_shard = static_cast<uint64_t>(mean + 4 * std::sqrt(mean)) + 16;
+    uint64_t want = Shard::SlotsFor(per_shard, kReserveLoad);
     for (size_t i = 0; i < kShards; ++i) {
       Shard& s = shards_[i];
       std::unique_lock lock(s.mu);
-      uint64_t want = per_shard * 5 / 4;
-      if (s.mask == 0 || s.mask + 1 < want) s.Grow(want);
+      if (s.capacity() < want) s.Rehash(want);
     }
   }
 
   void Prefetch(std::string_view key) const override {
     uint64_t h = HashKey(key);
-    const Shard& s = shards_[h >> (64 - kShardBits)];
-    uint64_t* slots = s.prefetch_slots.load(std::memory_order_relaxed);
-    if (slots != nullptr) {
-      __builtin_prefetch(slots + (Tag(h) & s.prefetch_mask.load(std::memory_order_relaxed)));
+    const Shard& s = shards_[ShardOf(h)];
+    Group* table = s.prefetch_table.load(std::memory_order_relaxed);
+    uint64_t groups = s.prefetch_groups.load(std::memory_order_relaxed);
+    if (table != nullptr && groups != 0) {
+      uint64_t g = HomeGroup(h, groups);
+      __builtin_prefetch(table + g);
+      uint64_t* seqs = s.prefetch_seqs.load(std::memory_order_relaxed);
+      if (seqs != nullptr) __builtin_prefetch(seqs + g * kGroupSlots);
     }
   }
 
   bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) override {
     uint64_t h = HashKey(key);
-    Shard& s = shards_[h >> (64 - kShardBits)];
+    Shard& s = shards_[ShardOf(h)];
     std::unique_lock lock(s.mu);
-    s.Reserve();
+    s.MakeRoom();
     bool found;
-    uint64_t i = s.Find(key, Tag(h), &found);
+    uint64_t i = s.Find(key, h, &found);
     if (found) {
-      char* p = s.ItemAt(i);
-      *old = DecodeEntry(p);
-      EncodeEntry(p, entry);
+      *old = DecodeEntry(s.ItemAt(i));
+      s.SetEntry(i, entry);
       return true;
     }
-    s.Insert(i, key, Tag(h), entry);
-    size_.fetch_add(1, std::memory_order_relaxed);
+    s.Insert(i, key, h, entry);
     return false;
   }
 
-  bool PutIfNewer(std::string_view key, const IndexEntry& entry, IndexEntry* old,
+  bool PutIfNewer(std::string_view key, const IndexEntry& entry, uint64_t seq, IndexEntry* old,
                   bool* replaced) override {
     uint64_t h = HashKey(key);
-    Shard& s = shards_[h >> (64 - kShardBits)];
+    Shard& s = shards_[ShardOf(h)];
     std::unique_lock lock(s.mu);
-    s.Reserve();
+    s.MakeRoom();
+    if (!s.seqs) {
+      s.seqs.reset(new uint64_t[s.capacity()]());
+      s.prefetch_seqs.store(s.seqs.get(), std::memory_order_relaxed);
+    }
     bool found;
-    uint64_t i = s.Find(key, Tag(h), &found);
+    uint64_t i = s.Find(key, h, &found);
     *replaced = false;
     if (found) {
-      char* p = s.ItemAt(i);
-      IndexEntry cur = DecodeEntry(p);
-      if (cur.seq() >= entry.seq()) return false;
-      *old = cur;
+      if (s.seqs[i] >= seq) return false;
+      *old = DecodeEntry(s.ItemAt(i));
       *replaced = true;
-      EncodeEntry(p, entry);
+      s.SetEntry(i, entry);
+      s.seqs[i] = seq;
       return true;
     }
-    s.Insert(i, key, Tag(h), entry);
-    size_.fetch_add(1, std::memory_order_relaxed);
+    s.Insert(i, key, h, entry);
+    s.seqs[i] = seq;
     return true;
   }
 
   bool Remove(std::string_view key, IndexEntry* old) override {
     uint64_t h = HashKey(key);
-    Shard& s = shards_[h >> (64 - kShardBits)];
+    Shard& s = shards_[ShardOf(h)];
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
-    uint64_t i = s.Find(key, Tag(h), &found);
+    uint64_t i = s.Find(key, h, &found);
     if (!found) return false;
     *old = DecodeEntry(s.ItemAt(i));
     s.EraseAt(i);
-    size_.fetch_sub(1, std::memory_order_relaxed);
     return true;
   }
 
   bool ReplaceIf(std::string_view key, const IndexEntry& expected,
                  const IndexEntry& entry) override {
     uint64_t h = HashKey(key);
-    Shard& s = shards_[h >> (64 - kShardBits)];
+    Shard& s = shards_[ShardOf(h)];
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
-    uint64_t i = s.Find(key, Tag(h), &found);
-    if (!found) return false;
-    char* p = s.ItemAt(i);
-    if (!DecodeEntry(p).SameLocation(expected)) return false;
-    EncodeEntry(p, entry);
+    uint64_t i = s.Find(key, h, &found);
+    if (!found || !DecodeEntry(s.ItemAt(i)).SameLocation(expected)) return false;
+    s.SetEntry(i, entry);
     return true;
   }
 
   bool RemoveIf(std::string_view key, const IndexEntry& expected) override {
     uint64_t h = HashKey(key);
-    Shard& s = shards_[h >> (64 - kShardBits)];
+    Shard& s = shards_[ShardOf(h)];
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
-    uint64_t i = s.Find(key, Tag(h), &found);
+    uint64_t i = s.Find(key, h, &found);
     if (!found || !DecodeEntry(s.ItemAt(i)).SameLocation(expected)) return false;
     s.EraseAt(i);
-    size_.fetch_sub(1, std::memory_order_relaxed);
     return true;
   }
 
-  uint64_t Size() const override { return size_.load(std::memory_order_relaxed); }
+  uint64_t Size() const override {
+    uint64_t total = 0;
+    for (size_t i = 0; i < kShards; ++i) {
+      total += shards_[i].published_count.load(std::memory_order_relaxed);
+    }
+    return total;
+  }
 
   uint64_t MemoryBytes() const override {
     uint64_t total = sizeof(Shard) * kShards;
     for (size_t i = 0; i < kShards; ++i) {
       const Shard& s = shards_[i];
       std::shared_lock lock(s.mu);
-      total += (s.mask == 0 ? 0 : (s.mask + 1) * sizeof(uint64_t)) + s.arena.allocated_bytes();
+      total += s.MemoryBytes();
     }
     return total;
   }
@@ -348,8 +505,8 @@ class HashIndex final : public Index {
     while (cursor->shard < kShards) {
       const Shard& s = shards_[cursor->shard++];
       std::shared_lock lock(s.mu);
-      for (uint64_t i = 0; s.mask != 0 && i <= s.mask; ++i) {
-        if (s.slots[i] == 0) continue;
+      for (uint64_t i = 0; i < s.capacity(); ++i) {
+        if (!s.Full(i)) continue;
         const char* p = s.ItemAt(i);
         out->emplace_back(std::string(KeyOf(p)), DecodeEntry(p));
       }
@@ -362,34 +519,37 @@ class HashIndex final : public Index {
     for (size_t n = 0; n < kShards; ++n) {
       const Shard& s = shards_[n];
       std::shared_lock lock(s.mu);
-      for (uint64_t i = 0; s.mask != 0 && i <= s.mask; ++i) {
-        if (s.slots[i] == 0) continue;
+      for (uint64_t i = 0; i < s.capacity(); ++i) {
+        if (!s.Full(i)) continue;
         const char* p = s.ItemAt(i);
         fn(KeyOf(p), DecodeEntry(p));
       }
     }
   }
 
-  void DropTombstones() override {
+  void FinishRecovery() override {
     for (size_t n = 0; n < kShards; ++n) {
       Shard& s = shards_[n];
       std::unique_lock lock(s.mu);
-      for (uint64_t i = 0; s.mask != 0 && i <= s.mask;) {
-        if (s.slots[i] != 0 && DecodeEntry(s.ItemAt(i)).tombstone()) {
-          s.EraseAt(i);  // pulls a later item into i: look at i again
-          size_.fetch_sub(1, std::memory_order_relaxed);
-        } else {
-          ++i;
+      for (uint64_t i = 0; s.has_tombstones && i < s.capacity(); ++i) {
+        if (s.Full(i) && DecodeEntry(s.ItemAt(i)).tombstone()) {
+          s.EraseAt(i);
         }
+      }
+      s.has_tombstones = false;
+      s.seqs.reset();
+      s.prefetch_seqs.store(nullptr, std::memory_order_relaxed);
+      // Reserve sized for every record the hints listed; overwritten keys left slots unused.
+      if (static_cast<double>(s.count) < 0.6 * static_cast<double>(s.capacity())) {
+        s.Rehash(Shard::SlotsFor(s.count, kReserveLoad));
+      } else if (s.erased != 0) {
+        s.Rehash(s.capacity());
       }
     }
   }
 
  private:
-  static uint32_t Tag(uint64_t h) { return static_cast<uint32_t>(h); }
-
   std::unique_ptr<Shard[]> shards_;
-  std::atomic<uint64_t> size_{0};
 };
 
 }  // namespace

@@ -13,19 +13,17 @@
 
 namespace varve {
 
+// Where a key's newest record is. The sequence number is not kept: reads find it in the record,
+// and recovery, which needs it to pick the newest record, passes it alongside (PutIfNewer).
 struct IndexEntry {
-  static constexpr uint64_t kSeqMask = (1ull << 56) - 1;
-  static constexpr uint64_t kTombstoneBit = 1ull << 63;  // only while recovering
-  static constexpr uint64_t kExpiryBit = 1ull << 62;     // the record carries an expiry time
+  static constexpr uint8_t kTombstone = 1;  // only while recovering
 
   uint32_t segment = 0;  // segment id
   uint32_t offset = 0;   // record offset in the segment file
   uint32_t size = 0;     // record size in bytes (header + key + value)
-  uint64_t seq_flags = 0;
+  uint8_t flags = 0;
 
-  uint64_t seq() const { return seq_flags & kSeqMask; }
-  bool tombstone() const { return (seq_flags & kTombstoneBit) != 0; }
-  bool has_expiry() const { return (seq_flags & kExpiryBit) != 0; }
+  bool tombstone() const { return (flags & kTombstone) != 0; }
   bool SameLocation(const IndexEntry& o) const {
     return segment == o.segment && offset == o.offset;
   }
@@ -44,10 +42,11 @@ class Index {
   virtual bool Get(std::string_view key, IndexEntry* out) const = 0;
   // Inserts or replaces; returns true and fills *old if the key was present.
   virtual bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) = 0;
-  // Inserts, or replaces only an entry with a lower sequence number (recovery). Returns true if
-  // the index changed; *old receives a replaced entry when *replaced is set.
-  virtual bool PutIfNewer(std::string_view key, const IndexEntry& entry, IndexEntry* old,
-                          bool* replaced) = 0;
+  // Recovery only, before FinishRecovery: inserts, or replaces an entry loaded with a lower
+  // sequence number. Returns true if the index changed; *old receives a replaced entry when
+  // *replaced is set.
+  virtual bool PutIfNewer(std::string_view key, const IndexEntry& entry, uint64_t seq,
+                          IndexEntry* old, bool* replaced) = 0;
   // Removes; returns true and fills *old if the key was present.
   virtual bool Remove(std::string_view key, IndexEntry* old) = 0;
   // Replaces the entry only if it still points at expected's location (compaction moving a
@@ -75,10 +74,10 @@ class Index {
                     std::vector<KeyEntry>* out) const = 0;
 
   // Visits every entry; fn may not touch the index. Holds locks while running.
-  virtual void ForEach(const std::function<void(std::string_view, const IndexEntry&)>& fn)
-      const = 0;
-  // Removes all entries marked tombstone (end of recovery).
-  virtual void DropTombstones() = 0;
+  virtual void ForEach(
+      const std::function<void(std::string_view, const IndexEntry&)>& fn) const = 0;
+  // Ends recovery: removes the entries marked tombstone and frees what PutIfNewer kept.
+  virtual void FinishRecovery() = 0;
 };
 
 }  // namespace varve

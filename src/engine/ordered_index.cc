@@ -12,11 +12,17 @@ namespace varve {
 namespace {
 
 // Approximate heap bytes of one map node with a std::string key (libstdc++: 32-byte node header,
-// 32-byte string, 24-byte entry, rounded to the allocator's 96-byte class) plus a long key's
+// 32-byte string, 24-byte node value, rounded to the allocator's 96-byte class) plus a long key's
 // separate buffer.
 uint64_t NodeBytes(std::string_view key) {
   return 96 + (key.size() > 15 ? ((key.size() + 1 + 15) & ~size_t{15}) : 0);
 }
+
+// The sequence number is kept for PutIfNewer (recovery); it fits in the node's size class.
+struct Node {
+  IndexEntry entry;
+  uint64_t seq = 0;
+};
 
 class OrderedIndex final : public Index {
  public:
@@ -24,7 +30,7 @@ class OrderedIndex final : public Index {
     std::shared_lock lock(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return false;
-    *out = it->second;
+    *out = it->second.entry;
     return true;
   }
 
@@ -32,28 +38,28 @@ class OrderedIndex final : public Index {
     std::unique_lock lock(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) {
-      *old = it->second;
-      it->second = entry;
+      *old = it->second.entry;
+      it->second = Node{entry, 0};
       return true;
     }
-    map_.emplace(std::string(key), entry);
+    map_.emplace(std::string(key), Node{entry, 0});
     memory_ += NodeBytes(key);
     return false;
   }
 
-  bool PutIfNewer(std::string_view key, const IndexEntry& entry, IndexEntry* old,
+  bool PutIfNewer(std::string_view key, const IndexEntry& entry, uint64_t seq, IndexEntry* old,
                   bool* replaced) override {
     std::unique_lock lock(mu_);
     *replaced = false;
     auto it = map_.find(key);
     if (it != map_.end()) {
-      if (it->second.seq() >= entry.seq()) return false;
-      *old = it->second;
+      if (it->second.seq >= seq) return false;
+      *old = it->second.entry;
       *replaced = true;
-      it->second = entry;
+      it->second = Node{entry, seq};
       return true;
     }
-    map_.emplace(std::string(key), entry);
+    map_.emplace(std::string(key), Node{entry, seq});
     memory_ += NodeBytes(key);
     return true;
   }
@@ -62,7 +68,7 @@ class OrderedIndex final : public Index {
     std::unique_lock lock(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return false;
-    *old = it->second;
+    *old = it->second.entry;
     EraseLocked(it);
     return true;
   }
@@ -71,15 +77,15 @@ class OrderedIndex final : public Index {
                  const IndexEntry& entry) override {
     std::unique_lock lock(mu_);
     auto it = map_.find(key);
-    if (it == map_.end() || !it->second.SameLocation(expected)) return false;
-    it->second = entry;
+    if (it == map_.end() || !it->second.entry.SameLocation(expected)) return false;
+    it->second.entry = entry;
     return true;
   }
 
   bool RemoveIf(std::string_view key, const IndexEntry& expected) override {
     std::unique_lock lock(mu_);
     auto it = map_.find(key);
-    if (it == map_.end() || !it->second.SameLocation(expected)) return false;
+    if (it == map_.end() || !it->second.entry.SameLocation(expected)) return false;
     EraseLocked(it);
     return true;
   }
@@ -100,22 +106,21 @@ class OrderedIndex final : public Index {
     auto it = cursor->started ? map_.upper_bound(cursor->last_key) : map_.lower_bound(start);
     cursor->started = true;
     for (size_t n = 0; it != map_.end() && n < max_entries; ++it, ++n) {
-      out->emplace_back(it->first, it->second);
+      out->emplace_back(it->first, it->second.entry);
       cursor->last_key = it->first;
     }
     return it != map_.end();
   }
 
-  void ForEach(
-      const std::function<void(std::string_view, const IndexEntry&)>& fn) const override {
+  void ForEach(const std::function<void(std::string_view, const IndexEntry&)>& fn) const override {
     std::shared_lock lock(mu_);
-    for (const auto& [k, e] : map_) fn(k, e);
+    for (const auto& [k, node] : map_) fn(k, node.entry);
   }
 
-  void DropTombstones() override {
+  void FinishRecovery() override {
     std::unique_lock lock(mu_);
     for (auto it = map_.begin(); it != map_.end();) {
-      if (it->second.tombstone()) {
+      if (it->second.entry.tombstone()) {
         memory_ -= NodeBytes(it->first);
         it = map_.erase(it);
       } else {
@@ -125,13 +130,13 @@ class OrderedIndex final : public Index {
   }
 
  private:
-  void EraseLocked(std::map<std::string, IndexEntry, std::less<>>::iterator it) {
+  void EraseLocked(std::map<std::string, Node, std::less<>>::iterator it) {
     memory_ -= NodeBytes(it->first);
     map_.erase(it);
   }
 
   mutable SpinRWMutex mu_;
-  std::map<std::string, IndexEntry, std::less<>> map_;
+  std::map<std::string, Node, std::less<>> map_;
   uint64_t memory_ = 0;
 };
 

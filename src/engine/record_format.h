@@ -26,13 +26,13 @@ constexpr uint8_t kTypeMask = 0x03;
 constexpr uint8_t kTypePut = 0x00;
 constexpr uint8_t kTypeTombstone = 0x01;
 constexpr uint8_t kFlagHasExpiry = 0x04;
-constexpr uint8_t kFlagInBatch = 0x08;      // part of an atomic batch
-constexpr uint8_t kFlagBatchCommit = 0x10;  // last record of an atomic batch
+constexpr uint8_t kFlagInBatch = 0x08;       // part of an atomic batch
+constexpr uint8_t kFlagBatchCommit = 0x10;   // last record of an atomic batch
 constexpr uint8_t kFlagHasUserFlags = 0x20;  // a u32 of client flags follows (memcached)
 constexpr uint8_t kKnownFlags = 0x3f;
 
 // Limits: a record must fit a segment offset and size in 32 bits.
-constexpr uint64_t kMaxKeyBytes = 64ull << 20;     // 64 MiB
+constexpr uint64_t kMaxKeyBytes = 64ull << 20;      // 64 MiB
 constexpr uint64_t kMaxValueBytes = 1024ull << 20;  // 1 GiB
 constexpr uint64_t kMinSegmentBytes = 1ull << 20;
 constexpr uint64_t kMaxSegmentBytes = 2048ull << 20;

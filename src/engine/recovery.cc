@@ -17,18 +17,15 @@ using namespace format;
 
 namespace {
 
-IndexEntry EntryFor(uint32_t segment, uint64_t offset, uint32_t size, uint8_t flags, uint64_t seq,
+IndexEntry EntryFor(uint32_t segment, uint64_t offset, uint32_t size, uint8_t flags,
                     uint64_t expiry_ms, uint64_t now_ms) {
   IndexEntry e;
   e.segment = segment;
   e.offset = static_cast<uint32_t>(offset);
   e.size = size;
-  e.seq_flags = seq & IndexEntry::kSeqMask;
   bool tombstone = (flags & kTypeMask) == kTypeTombstone;
   // An expired record still shadows older versions of its key, so it goes in as a tombstone.
-  if (tombstone || (expiry_ms != 0 && expiry_ms <= now_ms))
-    e.seq_flags |= IndexEntry::kTombstoneBit;
-  if (expiry_ms != 0) e.seq_flags |= IndexEntry::kExpiryBit;
+  if (tombstone || (expiry_ms != 0 && expiry_ms <= now_ms)) e.flags |= IndexEntry::kTombstone;
   return e;
 }
 
@@ -134,7 +131,7 @@ Status DBImpl::Recover() {
   for (auto& t : pool) t.join();
   VARVE_RETURN_IF_ERROR(first_error);
 
-  if (loaded_tombstones_.load()) index_->DropTombstones();
+  index_->FinishRecovery();
   loading_.clear();
   uint64_t max_seq = base_seq;
   uint32_t max_id = 0;
@@ -180,17 +177,13 @@ Status DBImpl::Recover() {
 
 // Keeps the newest record of key; live bytes follow the index as it changes, so no pass over
 // the whole index is needed afterwards. Thread-safe (loading_ is read-only meanwhile).
-void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e,
+void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
                        bool is_tombstone_record) {
-  if (is_tombstone_record) seg->NoteTombstone(e.seq(), e.size);
+  if (is_tombstone_record) seg->NoteTombstone(seq, e.size);
   IndexEntry old;
   bool replaced;
-  if (!index_->PutIfNewer(key, e, &old, &replaced)) return;
-  if (!e.tombstone()) {
-    seg->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
-  } else if (!loaded_tombstones_.load(std::memory_order_relaxed)) {
-    loaded_tombstones_.store(true, std::memory_order_relaxed);
-  }
+  if (!index_->PutIfNewer(key, e, seq, &old, &replaced)) return;
+  if (!e.tombstone()) seg->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
   if (replaced && !old.tombstone()) {
     loading_.at(old.segment)->live_bytes.fetch_sub(old.size, std::memory_order_relaxed);
   }
@@ -235,20 +228,19 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
   uint64_t now = NowUnixMs();
   uint64_t min_seq = UINT64_MAX, max_seq = 0;
   auto load = [&](uint64_t segment_bytes) {
-    return ReadHintFileBatched(env_, hint_path, seg->id, segment_bytes,
-                               [&](const HintEntry* h, size_t n) {
-                                 // The index is far larger than the caches: start every slot load
-                                 // of the group first.
-                                 for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
-                                 for (size_t i = 0; i < n; ++i) {
-                                   min_seq = std::min(min_seq, h[i].seq);
-                                   max_seq = std::max(max_seq, h[i].seq);
-                                   LoadEntry(seg.get(), h[i].key,
-                                             EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags,
-                                                      h[i].seq, h[i].expiry_ms, now),
-                                             (h[i].flags & kTypeMask) == kTypeTombstone);
-                                 }
-                               });
+    return ReadHintFileBatched(
+        env_, hint_path, seg->id, segment_bytes, [&](const HintEntry* h, size_t n) {
+          // The index is far larger than the caches: start every slot load
+          // of the group first.
+          for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
+          for (size_t i = 0; i < n; ++i) {
+            min_seq = std::min(min_seq, h[i].seq);
+            max_seq = std::max(max_seq, h[i].seq);
+            LoadEntry(seg.get(), h[i].key,
+                      EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].expiry_ms, now),
+                      h[i].seq, (h[i].flags & kTypeMask) == kTypeTombstone);
+          }
+        });
   };
   uint64_t size = seg->size_bytes.load();
   Status s = load(size);
@@ -285,31 +277,54 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
   uint64_t file_size = seg->size_bytes.load();
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenForScan(*seg));
   SegmentScanner scanner(file.get(), file_size, seg->path);
-  std::vector<std::pair<std::string, IndexEntry>> batch;  // records of an uncommitted batch
+  struct Pending {
+    std::string key;
+    IndexEntry entry;
+    uint64_t seq;
+    bool tombstone_record;
+  };
+  std::vector<Pending> batch;  // records of an uncommitted batch
   uint64_t last_good = kFileHeaderBytes;
   uint64_t max_seq = 0;
   bool skip_batch = false;  // after damage: drop a batch whose start may have been lost
   uint64_t now = NowUnixMs();
+  // Records go to the index in groups whose slots are prefetched first (the index is far
+  // larger than the caches); the order within a segment does not matter (PutIfNewer).
+  std::vector<Pending> ready(64);
+  size_t ready_n = 0;
+  auto flush_ready = [&] {
+    for (size_t i = 0; i < ready_n; ++i) index_->Prefetch(ready[i].key);
+    for (size_t i = 0; i < ready_n; ++i) {
+      const Pending& p = ready[i];
+      seg->NoteSeq(p.seq);
+      LoadEntry(seg.get(), p.key, p.entry, p.seq, p.tombstone_record);
+    }
+    ready_n = 0;
+  };
+  auto load = [&](std::string_view key, const IndexEntry& e, uint64_t seq, bool tombstone) {
+    Pending& p = ready[ready_n++];
+    p.key.assign(key);  // keeps the string's buffer from earlier rounds
+    p.entry = e;
+    p.seq = seq;
+    p.tombstone_record = tombstone;
+    if (ready_n == ready.size()) flush_ready();
+  };
   auto handle = [&](const RecordView& rec, uint64_t offset) {
     max_seq = std::max(max_seq, rec.seq);
-    IndexEntry e = EntryFor(seg->id, offset, rec.size, rec.flags, rec.seq, rec.expiry_ms, now);
+    IndexEntry e = EntryFor(seg->id, offset, rec.size, rec.flags, rec.expiry_ms, now);
     if (skip_batch) {
       if (rec.in_batch() && !rec.batch_commit()) return;
       skip_batch = false;
       if (rec.in_batch()) return;  // the commit of the dropped batch
     }
     if (rec.in_batch()) {
-      batch.emplace_back(std::string(rec.key), e);
+      batch.push_back(Pending{std::string(rec.key), e, rec.seq, rec.tombstone()});
       if (!rec.batch_commit()) return;
-      for (const auto& [k, be] : batch) {
-        seg->NoteSeq(be.seq());
-        LoadEntry(seg.get(), k, be, be.tombstone() && !be.has_expiry());
-      }
+      for (const Pending& p : batch) load(p.key, p.entry, p.seq, p.tombstone_record);
       batch.clear();
     } else {
       batch.clear();  // a batch without its commit record never happened
-      seg->NoteSeq(e.seq());
-      LoadEntry(seg.get(), rec.key, e, rec.tombstone());
+      load(rec.key, e, rec.seq, rec.tombstone());
     }
     last_good = offset + rec.size;
   };
@@ -322,6 +337,7 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
       handle(rec, offset);
       continue;
     }
+    flush_ready();
     if (step == SegmentScanner::Step::kEnd && batch.empty()) break;
     if (!scanner.io_status().ok()) return scanner.io_status();
     std::string what = step == SegmentScanner::Step::kEnd ? "an uncommitted batch"

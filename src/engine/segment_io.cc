@@ -94,7 +94,10 @@ SegmentScanner::Step SegmentScanner::Resync(uint64_t damage_offset, uint64_t min
 
 HintWriter::HintWriter(Env* env, std::string tmp, std::string final_path,
                        std::unique_ptr<WritableFile> f)
-    : env_(env), tmp_path_(std::move(tmp)), final_path_(std::move(final_path)), file_(std::move(f)) {}
+    : env_(env),
+      tmp_path_(std::move(tmp)),
+      final_path_(std::move(final_path)),
+      file_(std::move(f)) {}
 
 Result<std::unique_ptr<HintWriter>> HintWriter::Create(Env* env, const std::string& dir,
                                                        uint32_t segment_id) {
@@ -157,8 +160,8 @@ void HintWriter::Abandon() {
   env_->RemoveFile(tmp_path_).ok();
 }
 
-Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
-                    uint64_t segment_bytes, const std::function<void(const HintEntry&)>& fn) {
+Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
+                    const std::function<void(const HintEntry&)>& fn) {
   return ReadHintFileBatched(env, path, segment_id, segment_bytes,
                              [&](const HintEntry* e, size_t n) {
                                for (size_t i = 0; i < n; ++i) fn(e[i]);
@@ -181,9 +184,7 @@ uint64_t HintFooterField(Env* env, const std::string& path, size_t field_offset)
 
 }  // namespace
 
-uint64_t HintEntryCount(Env* env, const std::string& path) {
-  return HintFooterField(env, path, 0);
-}
+uint64_t HintEntryCount(Env* env, const std::string& path) { return HintFooterField(env, path, 0); }
 
 uint64_t HintSegmentBytes(Env* env, const std::string& path) {
   return HintFooterField(env, path, 8);
@@ -196,8 +197,7 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
   f->AdviseSequential();
   VARVE_ASSIGN_OR_RETURN(uint64_t size, f->Size());
   if (size < kFileHeaderBytes + kHintFooterBytes) {
-    return Status::Corruption(path + ": hint file truncated (" + std::to_string(size) +
-                              " bytes)");
+    return Status::Corruption(path + ": hint file truncated (" + std::to_string(size) + " bytes)");
   }
   std::string data(size, '\0');
   VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, size, data.data()));
@@ -205,13 +205,11 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
   FileHeader header;
   VARVE_RETURN_IF_ERROR(DecodeFileHeader(data.data(), n, kHintMagic, path, &header));
   if (header.segment_id != segment_id) {
-    return Status::Corruption(path + ": hint names segment " +
-                              std::to_string(header.segment_id));
+    return Status::Corruption(path + ": hint names segment " + std::to_string(header.segment_id));
   }
   const char* footer = data.data() + size - kHintFooterBytes;
   if (DecodeFixed32(footer + 20) != kHintEndMagic) {
-    return Status::Corruption(path + ": bad footer magic at offset " +
-                              std::to_string(size - 4));
+    return Status::Corruption(path + ": bad footer magic at offset " + std::to_string(size - 4));
   }
   uint32_t crc = crc32c::Value(data.data(), size - 8);
   if (crc32c::Unmask(DecodeFixed32(footer + 16)) != crc) {
@@ -219,7 +217,8 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
   }
   uint64_t count = DecodeFixed64(footer);
   if (DecodeFixed64(footer + 8) != segment_bytes) {
-    return Status::Corruption(path + ": hint describes " + std::to_string(DecodeFixed64(footer + 8)) +
+    return Status::Corruption(path + ": hint describes " +
+                              std::to_string(DecodeFixed64(footer + 8)) +
                               " segment bytes, segment has " + std::to_string(segment_bytes));
   }
   const char* p = data.data() + kFileHeaderBytes;

@@ -77,8 +77,8 @@ class HintWriter {
 
 // Reads a whole hint file, checking header, footer and checksum, and calls fn for each entry.
 // Corruption if anything is off (the caller then rebuilds the hint from the segment).
-Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id,
-                    uint64_t segment_bytes, const std::function<void(const HintEntry&)>& fn);
+Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
+                    const std::function<void(const HintEntry&)>& fn);
 // As ReadHintFile, handing entries over in groups (of up to 64) so the caller can prefetch.
 Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,
                            uint64_t segment_bytes,

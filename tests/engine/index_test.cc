@@ -20,24 +20,22 @@
 namespace varve {
 namespace {
 
-IndexEntry Entry(uint32_t segment, uint32_t offset, uint32_t size, uint64_t seq,
-                 uint64_t flags = 0) {
+IndexEntry Entry(uint32_t segment, uint32_t offset, uint32_t size, uint8_t flags = 0) {
   IndexEntry e;
   e.segment = segment;
   e.offset = offset;
   e.size = size;
-  e.seq_flags = seq | flags;
+  e.flags = flags;
   return e;
 }
 
 bool Same(const IndexEntry& a, const IndexEntry& b) {
-  return a.segment == b.segment && a.offset == b.offset && a.size == b.size &&
-         a.seq_flags == b.seq_flags;
+  return a.segment == b.segment && a.offset == b.offset && a.size == b.size && a.flags == b.flags;
 }
 
 std::string Show(const IndexEntry& e) {
   return "{segment " + std::to_string(e.segment) + ", offset " + std::to_string(e.offset) +
-         ", size " + std::to_string(e.size) + ", seq_flags " + std::to_string(e.seq_flags) + "}";
+         ", size " + std::to_string(e.size) + ", flags " + std::to_string(e.flags) + "}";
 }
 
 #define EXPECT_ENTRY_EQ(a, b) EXPECT_TRUE(Same((a), (b))) << Show(a) << " vs " << Show(b)
@@ -96,52 +94,58 @@ TEST_P(IndexTest, EmptyIndex) {
   EXPECT_FALSE(index_->Get("missing", &e));
   EXPECT_FALSE(index_->Get("", &e));
   EXPECT_FALSE(index_->Remove("missing", &e));
-  EXPECT_FALSE(index_->ReplaceIf("missing", Entry(1, 2, 3, 4), Entry(5, 6, 7, 8)));
-  EXPECT_FALSE(index_->RemoveIf("missing", Entry(1, 2, 3, 4)));
+  EXPECT_FALSE(index_->ReplaceIf("missing", Entry(1, 2, 3), Entry(5, 6, 7)));
+  EXPECT_FALSE(index_->RemoveIf("missing", Entry(1, 2, 3)));
   EXPECT_EQ(index_->Size(), 0u);
   EXPECT_TRUE(Contents().empty());
   EXPECT_TRUE(ScanAll("", 7).empty());
-  index_->DropTombstones();
+  index_->FinishRecovery();
   EXPECT_EQ(index_->Size(), 0u);
 }
 
 TEST_P(IndexTest, PutGetRemove) {
   IndexEntry old;
-  EXPECT_FALSE(index_->Put("a", Entry(1, 32, 20, 1), &old));
-  EXPECT_FALSE(index_->Put("b", Entry(1, 52, 21, 2), &old));
-  EXPECT_FALSE(index_->Put("", Entry(1, 73, 15, 3), &old));
+  EXPECT_FALSE(index_->Put("a", Entry(1, 32, 20), &old));
+  EXPECT_FALSE(index_->Put("b", Entry(1, 52, 21), &old));
+  EXPECT_FALSE(index_->Put("", Entry(1, 73, 15), &old));
   EXPECT_EQ(index_->Size(), 3u);
 
   IndexEntry e;
   ASSERT_TRUE(index_->Get("a", &e));
-  EXPECT_ENTRY_EQ(e, Entry(1, 32, 20, 1));
+  EXPECT_ENTRY_EQ(e, Entry(1, 32, 20));
   ASSERT_TRUE(index_->Get("", &e));
-  EXPECT_ENTRY_EQ(e, Entry(1, 73, 15, 3));
+  EXPECT_ENTRY_EQ(e, Entry(1, 73, 15));
   EXPECT_FALSE(index_->Get("c", &e));
   EXPECT_FALSE(index_->Get("a ", &e));
   EXPECT_FALSE(index_->Get(std::string_view("a\0", 2), &e));
 
   // Replacing returns the old entry and keeps the size.
-  EXPECT_TRUE(index_->Put("a", Entry(2, 32, 25, 4, IndexEntry::kExpiryBit), &old));
-  EXPECT_ENTRY_EQ(old, Entry(1, 32, 20, 1));
+  EXPECT_TRUE(index_->Put("a", Entry(2, 32, 25), &old));
+  EXPECT_ENTRY_EQ(old, Entry(1, 32, 20));
   EXPECT_EQ(index_->Size(), 3u);
   ASSERT_TRUE(index_->Get("a", &e));
-  EXPECT_ENTRY_EQ(e, Entry(2, 32, 25, 4, IndexEntry::kExpiryBit));
-  EXPECT_TRUE(e.has_expiry());
-  EXPECT_EQ(e.seq(), 4u);
+  EXPECT_ENTRY_EQ(e, Entry(2, 32, 25));
+  // Sizes whose encoding is longer or shorter than the old one's.
+  EXPECT_TRUE(index_->Put("a", Entry(2, 32, 3u << 30), &old));
+  ASSERT_TRUE(index_->Get("a", &e));
+  EXPECT_ENTRY_EQ(e, Entry(2, 32, 3u << 30));
+  EXPECT_TRUE(index_->Put("a", Entry(2, 32, 25), &old));
+  EXPECT_ENTRY_EQ(old, Entry(2, 32, 3u << 30));
+  ASSERT_TRUE(index_->Get("a", &e));
+  EXPECT_ENTRY_EQ(e, Entry(2, 32, 25));
 
   EXPECT_TRUE(index_->Remove("a", &old));
-  EXPECT_ENTRY_EQ(old, Entry(2, 32, 25, 4, IndexEntry::kExpiryBit));
+  EXPECT_ENTRY_EQ(old, Entry(2, 32, 25));
   EXPECT_FALSE(index_->Get("a", &e));
   EXPECT_FALSE(index_->Remove("a", &old));
   EXPECT_EQ(index_->Size(), 2u);
   ASSERT_TRUE(index_->Get("b", &e));
-  EXPECT_ENTRY_EQ(e, Entry(1, 52, 21, 2));
+  EXPECT_ENTRY_EQ(e, Entry(1, 52, 21));
 
   // Removed keys can come back.
-  EXPECT_FALSE(index_->Put("a", Entry(3, 40, 10, 9), &old));
+  EXPECT_FALSE(index_->Put("a", Entry(3, 40, 10), &old));
   ASSERT_TRUE(index_->Get("a", &e));
-  EXPECT_ENTRY_EQ(e, Entry(3, 40, 10, 9));
+  EXPECT_ENTRY_EQ(e, Entry(3, 40, 10));
   EXPECT_EQ(index_->Size(), 3u);
 }
 
@@ -155,7 +159,7 @@ TEST_P(IndexTest, BinaryKeysAreDistinct) {
                                    "\x80"};
   IndexEntry old;
   for (size_t i = 0; i < keys.size(); ++i) {
-    EXPECT_FALSE(index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old));
+    EXPECT_FALSE(index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1), &old));
   }
   EXPECT_EQ(index_->Size(), keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -169,118 +173,150 @@ TEST_P(IndexTest, PutIfNewer) {
   IndexEntry old;
   bool replaced = true;
   // Absent: inserts.
-  EXPECT_TRUE(index_->PutIfNewer("k", Entry(1, 100, 10, 10), &old, &replaced));
+  EXPECT_TRUE(index_->PutIfNewer("k", Entry(1, 100, 10), 10, &old, &replaced));
   EXPECT_FALSE(replaced);
   EXPECT_EQ(index_->Size(), 1u);
 
   // Lower sequence: no change.
-  EXPECT_FALSE(index_->PutIfNewer("k", Entry(2, 200, 20, 9), &old, &replaced));
+  EXPECT_FALSE(index_->PutIfNewer("k", Entry(2, 200, 20), 9, &old, &replaced));
   EXPECT_FALSE(replaced);
   // Equal sequence: no change.
-  EXPECT_FALSE(index_->PutIfNewer("k", Entry(2, 200, 20, 10), &old, &replaced));
+  EXPECT_FALSE(index_->PutIfNewer("k", Entry(2, 200, 20), 10, &old, &replaced));
   EXPECT_FALSE(replaced);
   IndexEntry e;
   ASSERT_TRUE(index_->Get("k", &e));
-  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10, 10));
+  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10));
 
   // Flags do not count as sequence: a lower seq with the tombstone bit set still loses.
   EXPECT_FALSE(
-      index_->PutIfNewer("k", Entry(2, 200, 20, 5, IndexEntry::kTombstoneBit), &old, &replaced));
+      index_->PutIfNewer("k", Entry(2, 200, 20, IndexEntry::kTombstone), 5, &old, &replaced));
   ASSERT_TRUE(index_->Get("k", &e));
-  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10, 10));
+  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10));
 
   // Higher sequence: replaces and reports the old entry.
   EXPECT_TRUE(
-      index_->PutIfNewer("k", Entry(3, 300, 30, 11, IndexEntry::kTombstoneBit), &old, &replaced));
+      index_->PutIfNewer("k", Entry(3, 300, 30, IndexEntry::kTombstone), 11, &old, &replaced));
   EXPECT_TRUE(replaced);
-  EXPECT_ENTRY_EQ(old, Entry(1, 100, 10, 10));
+  EXPECT_ENTRY_EQ(old, Entry(1, 100, 10));
   ASSERT_TRUE(index_->Get("k", &e));
-  EXPECT_ENTRY_EQ(e, Entry(3, 300, 30, 11, IndexEntry::kTombstoneBit));
+  EXPECT_ENTRY_EQ(e, Entry(3, 300, 30, IndexEntry::kTombstone));
   EXPECT_TRUE(e.tombstone());
   EXPECT_EQ(index_->Size(), 1u);
 
   // A tombstone entry's sequence still guards against older records.
-  EXPECT_FALSE(index_->PutIfNewer("k", Entry(4, 400, 40, 10), &old, &replaced));
+  EXPECT_FALSE(index_->PutIfNewer("k", Entry(4, 400, 40), 10, &old, &replaced));
   ASSERT_TRUE(index_->Get("k", &e));
   EXPECT_TRUE(e.tombstone());
 }
 
 TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
-  // Recovery loads segments in any order: the result must not depend on it.
-  std::mt19937 rng(5);
-  std::vector<std::pair<std::string, IndexEntry>> records;
-  std::map<std::string, IndexEntry> newest;
-  for (uint64_t seq = 1; seq <= 5000; ++seq) {
-    std::string key = "key" + std::to_string(rng() % 500);
-    IndexEntry e = Entry(static_cast<uint32_t>(seq % 17), static_cast<uint32_t>(seq), 10, seq);
-    records.emplace_back(key, e);
-    newest[key] = e;
+  // Recovery loads segments in any order: the result must not depend on it. Enough keys that
+  // every shard's table grows while sequence numbers are kept, sizes of every encoded length,
+  // and tombstones that FinishRecovery drops.
+  std::mt19937_64 rng(5);
+  struct Rec {
+    std::string key;
+    IndexEntry entry;
+    uint64_t seq;
+  };
+  std::vector<Rec> records;
+  std::map<std::string, Rec> newest;
+  for (uint64_t seq = 1; seq <= 200000; ++seq) {
+    std::string key = "key" + std::to_string(rng() % 50000);
+    uint32_t size = static_cast<uint32_t>(rng() >> (rng() % 64)) | 1;
+    IndexEntry e = Entry(static_cast<uint32_t>(seq % 17), static_cast<uint32_t>(seq), size,
+                         rng() % 5 == 0 ? IndexEntry::kTombstone : 0);
+    records.push_back(Rec{key, e, seq});
+    newest[key] = records.back();
   }
   std::shuffle(records.begin(), records.end(), rng);
-  for (const auto& [k, e] : records) {
+  for (const Rec& r : records) {
     IndexEntry old;
     bool replaced;
-    index_->PutIfNewer(k, e, &old, &replaced);
+    index_->PutIfNewer(r.key, r.entry, r.seq, &old, &replaced);
   }
   EXPECT_EQ(index_->Size(), newest.size());
   std::map<std::string, IndexEntry> got = Contents();
   ASSERT_EQ(got.size(), newest.size());
-  for (const auto& [k, e] : newest) EXPECT_ENTRY_EQ(got[k], e);
+  for (const auto& [k, r] : newest) ASSERT_ENTRY_EQ(got[k], r.entry);
+
+  index_->FinishRecovery();
+  got = Contents();
+  size_t live = 0;
+  for (const auto& [k, r] : newest) {
+    IndexEntry e;
+    if (r.entry.tombstone()) {
+      EXPECT_FALSE(index_->Get(k, &e)) << k;
+      continue;
+    }
+    ++live;
+    ASSERT_TRUE(index_->Get(k, &e)) << k;
+    ASSERT_ENTRY_EQ(e, r.entry);
+  }
+  EXPECT_EQ(index_->Size(), live);
+  EXPECT_EQ(got.size(), live);
+  // Ordinary writes go on after recovery.
+  IndexEntry old;
+  for (int i = 0; i < 60000; ++i) index_->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
+  EXPECT_EQ(index_->Size(), live + 60000);
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("new59999", &e));
+  EXPECT_ENTRY_EQ(e, Entry(99, 59999, 7));
 }
 
 TEST_P(IndexTest, ReplaceIfOnlyWhenLocationMatches) {
   IndexEntry old;
-  index_->Put("k", Entry(1, 100, 10, 5), &old);
+  index_->Put("k", Entry(1, 100, 10), &old);
   // Different segment or offset: no change. (Size and seq do not take part in the match.)
-  EXPECT_FALSE(index_->ReplaceIf("k", Entry(2, 100, 10, 5), Entry(9, 9, 9, 5)));
-  EXPECT_FALSE(index_->ReplaceIf("k", Entry(1, 101, 10, 5), Entry(9, 9, 9, 5)));
-  EXPECT_FALSE(index_->ReplaceIf("other", Entry(1, 100, 10, 5), Entry(9, 9, 9, 5)));
+  EXPECT_FALSE(index_->ReplaceIf("k", Entry(2, 100, 10), Entry(9, 9, 9)));
+  EXPECT_FALSE(index_->ReplaceIf("k", Entry(1, 101, 10), Entry(9, 9, 9)));
+  EXPECT_FALSE(index_->ReplaceIf("other", Entry(1, 100, 10), Entry(9, 9, 9)));
   IndexEntry e;
   ASSERT_TRUE(index_->Get("k", &e));
-  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10, 5));
+  EXPECT_ENTRY_EQ(e, Entry(1, 100, 10));
   EXPECT_FALSE(index_->Get("other", &e));
 
-  EXPECT_TRUE(index_->ReplaceIf("k", Entry(1, 100, 999, 777), Entry(7, 32, 10, 5)));
+  EXPECT_TRUE(index_->ReplaceIf("k", Entry(1, 100, 999), Entry(7, 32, 10)));
   ASSERT_TRUE(index_->Get("k", &e));
-  EXPECT_ENTRY_EQ(e, Entry(7, 32, 10, 5));
+  EXPECT_ENTRY_EQ(e, Entry(7, 32, 10));
   EXPECT_EQ(index_->Size(), 1u);
   // The old location no longer matches.
-  EXPECT_FALSE(index_->ReplaceIf("k", Entry(1, 100, 10, 5), Entry(8, 8, 8, 5)));
+  EXPECT_FALSE(index_->ReplaceIf("k", Entry(1, 100, 10), Entry(8, 8, 8)));
   ASSERT_TRUE(index_->Get("k", &e));
-  EXPECT_ENTRY_EQ(e, Entry(7, 32, 10, 5));
+  EXPECT_ENTRY_EQ(e, Entry(7, 32, 10));
 }
 
 TEST_P(IndexTest, RemoveIfOnlyWhenLocationMatches) {
   IndexEntry old;
-  index_->Put("k", Entry(1, 100, 10, 5), &old);
-  index_->Put("j", Entry(1, 200, 10, 6), &old);
-  EXPECT_FALSE(index_->RemoveIf("k", Entry(2, 100, 10, 5)));
-  EXPECT_FALSE(index_->RemoveIf("k", Entry(1, 200, 10, 5)));
-  EXPECT_FALSE(index_->RemoveIf("missing", Entry(1, 100, 10, 5)));
+  index_->Put("k", Entry(1, 100, 10), &old);
+  index_->Put("j", Entry(1, 200, 10), &old);
+  EXPECT_FALSE(index_->RemoveIf("k", Entry(2, 100, 10)));
+  EXPECT_FALSE(index_->RemoveIf("k", Entry(1, 200, 10)));
+  EXPECT_FALSE(index_->RemoveIf("missing", Entry(1, 100, 10)));
   EXPECT_EQ(index_->Size(), 2u);
   IndexEntry e;
   EXPECT_TRUE(index_->Get("k", &e));
 
-  EXPECT_TRUE(index_->RemoveIf("k", Entry(1, 100, 0, 0)));
+  EXPECT_TRUE(index_->RemoveIf("k", Entry(1, 100, 0)));
   EXPECT_FALSE(index_->Get("k", &e));
   EXPECT_EQ(index_->Size(), 1u);
-  EXPECT_FALSE(index_->RemoveIf("k", Entry(1, 100, 10, 5)));
+  EXPECT_FALSE(index_->RemoveIf("k", Entry(1, 100, 10)));
   EXPECT_TRUE(index_->Get("j", &e));
 }
 
-TEST_P(IndexTest, DropTombstones) {
+TEST_P(IndexTest, FinishRecoveryDropsTombstones) {
   IndexEntry old;
   std::map<std::string, IndexEntry> expected;
   for (uint32_t i = 0; i < 5000; ++i) {
     std::string key = "key-" + std::to_string(i);
     bool tombstone = i % 3 == 0;
-    IndexEntry e = Entry(1, i, 10, i + 1, tombstone ? IndexEntry::kTombstoneBit : 0);
+    IndexEntry e = Entry(1, i, 10, tombstone ? IndexEntry::kTombstone : 0);
     bool replaced;
-    ASSERT_TRUE(index_->PutIfNewer(key, e, &old, &replaced));
+    ASSERT_TRUE(index_->PutIfNewer(key, e, i + 1, &old, &replaced));
     if (!tombstone) expected[key] = e;
   }
   EXPECT_EQ(index_->Size(), 5000u);
-  index_->DropTombstones();
+  index_->FinishRecovery();
   EXPECT_EQ(index_->Size(), expected.size());
   std::map<std::string, IndexEntry> got = Contents();
   ASSERT_EQ(got.size(), expected.size());
@@ -295,16 +331,16 @@ TEST_P(IndexTest, DropTombstones) {
     EXPECT_FALSE(index_->Get("key-" + std::to_string(i), &g)) << i;
   }
   // A second pass finds nothing more to drop.
-  index_->DropTombstones();
+  index_->FinishRecovery();
   EXPECT_EQ(index_->Size(), expected.size());
 }
 
 TEST_P(IndexTest, DropAllTombstones) {
   IndexEntry old;
   for (uint32_t i = 0; i < 3000; ++i) {
-    index_->Put("t" + std::to_string(i), Entry(1, i, 1, i + 1, IndexEntry::kTombstoneBit), &old);
+    index_->Put("t" + std::to_string(i), Entry(1, i, 1, IndexEntry::kTombstone), &old);
   }
-  index_->DropTombstones();
+  index_->FinishRecovery();
   EXPECT_EQ(index_->Size(), 0u);
   EXPECT_TRUE(Contents().empty());
   EXPECT_TRUE(ScanAll("", 7).empty());
@@ -315,7 +351,7 @@ TEST_P(IndexTest, ScanVisitsEveryKeyExactlyOnce) {
   std::map<std::string, IndexEntry> expected;
   for (uint32_t i = 0; i < 3000; ++i) {
     std::string key = "k" + std::to_string(i * 7919 % 3001);
-    IndexEntry e = Entry(i % 5, i, 10, i + 1);
+    IndexEntry e = Entry(i % 5, i, 10);
     index_->Put(key, e, &old);
     expected[key] = e;
   }
@@ -347,7 +383,7 @@ TEST_P(IndexTest, ScanHonorsStartWhenOrdered) {
     char buf[16];
     std::snprintf(buf, sizeof(buf), "key%04d", i);
     keys.insert(buf);
-    index_->Put(buf, Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old);
+    index_->Put(buf, Entry(1, static_cast<uint32_t>(i), 1), &old);
   }
   for (std::string start : {"", "key0000", "key0250", "key0250x", "key0499", "key05", "a", "z"}) {
     SCOPED_TRACE("start '" + start + "'");
@@ -370,7 +406,7 @@ TEST_P(IndexTest, ScanToleratesWritesBetweenChunks) {
   // Keys present for the whole scan are returned exactly once even if others change meanwhile.
   IndexEntry old;
   for (int i = 0; i < 2000; ++i) {
-    index_->Put("stable" + std::to_string(i), Entry(1, static_cast<uint32_t>(i), 1, 1), &old);
+    index_->Put("stable" + std::to_string(i), Entry(1, static_cast<uint32_t>(i), 1), &old);
   }
   Index::Cursor cursor;
   std::vector<Index::KeyEntry> out;
@@ -380,7 +416,7 @@ TEST_P(IndexTest, ScanToleratesWritesBetweenChunks) {
   while (more) {
     more = index_->Scan(&cursor, "", 7, &out);
     for (int j = 0; j < 5; ++j) {
-      index_->Put("churn" + std::to_string(round * 5 + j), Entry(2, 0, 1, 2), &old);
+      index_->Put("churn" + std::to_string(round * 5 + j), Entry(2, 0, 1), &old);
       index_->Remove("churn" + std::to_string(round * 5 + j - 3), &old);
     }
     ++round;
@@ -398,7 +434,7 @@ TEST_P(IndexTest, ForEachVisitsEveryEntry) {
   for (uint32_t i = 0; i < 1000; ++i) {
     std::string key(i % 50 + 1, static_cast<char>('a' + i % 26));
     key += std::to_string(i);
-    expected[key] = Entry(i, i * 2, i * 3, i + 1);
+    expected[key] = Entry(i, i * 2, i * 3);
     index_->Put(key, expected[key], &old);
   }
   std::map<std::string, IndexEntry> got = Contents();
@@ -414,19 +450,19 @@ TEST_P(IndexTest, ForEachVisitsEveryEntry) {
 TEST_P(IndexTest, MemoryBytesGrowsWithKeys) {
   IndexEntry old;
   uint64_t m0 = index_->MemoryBytes();
-  for (int i = 0; i < 10000; ++i) index_->Put("key-" + std::to_string(i), Entry(1, 1, 1, 1), &old);
+  for (int i = 0; i < 10000; ++i) index_->Put("key-" + std::to_string(i), Entry(1, 1, 1), &old);
   uint64_t m1 = index_->MemoryBytes();
   EXPECT_GT(m1, m0);
   // At least the key bytes are accounted for.
   EXPECT_GE(m1 - m0, 10000u * 8);
   for (int i = 10000; i < 50000; ++i) {
-    index_->Put("key-" + std::to_string(i), Entry(1, 1, 1, 1), &old);
+    index_->Put("key-" + std::to_string(i), Entry(1, 1, 1), &old);
   }
   uint64_t m2 = index_->MemoryBytes();
   EXPECT_GT(m2, m1);
   // Long keys are accounted for (at least half of their bytes, whatever the chunking).
   for (int i = 0; i < 10000; ++i) {
-    index_->Put(std::string(1000, 'L') + std::to_string(i), Entry(1, 1, 1, 1), &old);
+    index_->Put(std::string(1000, 'L') + std::to_string(i), Entry(1, 1, 1), &old);
   }
   EXPECT_GE(index_->MemoryBytes(), m2 + 10000u * 1000 / 2);
 }
@@ -435,7 +471,7 @@ TEST_P(IndexTest, MemoryIsReclaimedAfterMassDelete) {
   // Removing most long keys frees their memory (for the hash index: the arena is compacted).
   IndexEntry old;
   for (int i = 0; i < 20000; ++i) {
-    index_->Put(std::to_string(i) + std::string(2048, 'x'), Entry(1, 1, 1, i + 1), &old);
+    index_->Put(std::to_string(i) + std::string(2048, 'x'), Entry(1, i + 1, 1), &old);
   }
   uint64_t full = index_->MemoryBytes();
   EXPECT_GE(full, 20000u * 2048);
@@ -450,7 +486,7 @@ TEST_P(IndexTest, MemoryIsReclaimedAfterMassDelete) {
   for (int i = 0; i < 20000; i += 20) {
     IndexEntry e;
     ASSERT_TRUE(index_->Get(std::to_string(i) + std::string(2048, 'x'), &e)) << i;
-    EXPECT_EQ(e.seq(), static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(e.offset, static_cast<uint32_t>(i + 1));
   }
 }
 
@@ -462,8 +498,8 @@ TEST_P(IndexTest, HugeKeys) {
     keys.push_back(std::string((1 << 20) + 1000 * i + 1, static_cast<char>('A' + i)));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    EXPECT_FALSE(index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old));
-    EXPECT_FALSE(index_->Put("small" + std::to_string(i), Entry(2, 0, 1, 1), &old));
+    EXPECT_FALSE(index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1), &old));
+    EXPECT_FALSE(index_->Put("small" + std::to_string(i), Entry(2, 0, 1), &old));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     IndexEntry e;
@@ -489,10 +525,10 @@ TEST_P(IndexTest, MediumKeys) {
     for (int i = 0; i < 3; ++i) keys.push_back(std::string(len, static_cast<char>('a' + i)));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1, i + 1), &old);
+    index_->Put(keys[i], Entry(1, static_cast<uint32_t>(i), 1), &old);
     // Interleave small keys so that later arena chunks get used.
     for (int j = 0; j < 50; ++j) {
-      index_->Put("s" + std::to_string(i) + "-" + std::to_string(j), Entry(3, 3, 3, 3), &old);
+      index_->Put("s" + std::to_string(i) + "-" + std::to_string(j), Entry(3, 3, 3), &old);
     }
   }
   EXPECT_EQ(index_->Size(), keys.size() + keys.size() * 50);
@@ -542,7 +578,6 @@ TEST_P(IndexTest, RandomOperationsMatchModel) {
   std::mt19937_64 rng(20240601 + static_cast<int>(GetParam()));
   Model model(index_.get());
   auto& map = model.map_;
-  uint64_t seq = 0;
   uint64_t peak_memory = 0;
 
   // Key space: mostly short keys (enough of them to grow every shard's table several times),
@@ -558,10 +593,10 @@ TEST_P(IndexTest, RandomOperationsMatchModel) {
     if (r < 120) return std::to_string(rng() % 8000) + long_pad;
     return "k" + std::to_string(rng() % 40000);
   };
-  auto random_entry = [&](uint64_t s) {
-    uint64_t flags = (rng() % 4 == 0) ? IndexEntry::kExpiryBit : 0;
-    return Entry(static_cast<uint32_t>(rng() % 100), static_cast<uint32_t>(rng()),
-                 static_cast<uint32_t>(rng() % 100000), s, flags);
+  // Sizes of every encoded length, so that items move when an entry is replaced.
+  auto random_entry = [&]() {
+    uint32_t size = static_cast<uint32_t>(rng() >> (rng() % 64)) | 1;
+    return Entry(static_cast<uint32_t>(rng() % 100), static_cast<uint32_t>(rng()), size);
   };
 
   constexpr int kOps = 200000;
@@ -575,7 +610,7 @@ TEST_P(IndexTest, RandomOperationsMatchModel) {
     int put_weight = phase == 0 ? 75 : phase == 1 ? 40 : 10;
     IndexEntry old;
     if (r < static_cast<uint64_t>(put_weight)) {
-      IndexEntry e = random_entry(++seq);
+      IndexEntry e = random_entry();
       bool had = index_->Put(key, e, &old);
       ASSERT_EQ(had, present) << "op " << op;
       if (present) {
@@ -583,41 +618,20 @@ TEST_P(IndexTest, RandomOperationsMatchModel) {
       }
       map[key] = e;
     } else if (r < static_cast<uint64_t>(put_weight) + 10) {
-      // PutIfNewer with a sequence that may be older or newer than the current one.
-      uint64_t cur = present ? it->second.seq() : 0;
-      uint64_t s = cur + (rng() % 5) - 2;
-      if (s == 0 || s > IndexEntry::kSeqMask) s = ++seq;
-      IndexEntry e = random_entry(s);
-      bool replaced = true;
-      bool changed = index_->PutIfNewer(key, e, &old, &replaced);
-      if (!present) {
-        ASSERT_TRUE(changed) << "op " << op;
-        ASSERT_FALSE(replaced) << "op " << op;
-        map[key] = e;
-      } else if (it->second.seq() < s) {
-        ASSERT_TRUE(changed) << "op " << op;
-        ASSERT_TRUE(replaced) << "op " << op;
-        ASSERT_ENTRY_EQ(old, it->second);
-        it->second = e;
-      } else {
-        ASSERT_FALSE(changed) << "op " << op;
-        ASSERT_FALSE(replaced) << "op " << op;
-      }
-    } else if (r < static_cast<uint64_t>(put_weight) + 15) {
       // ReplaceIf with the right location half of the time.
-      IndexEntry expected = present && rng() % 2 ? it->second : random_entry(1);
-      IndexEntry e = random_entry(present ? it->second.seq() : 1);
+      IndexEntry expected = present && rng() % 2 ? it->second : random_entry();
+      IndexEntry e = random_entry();
       bool ok = index_->ReplaceIf(key, expected, e);
       bool want = present && it->second.SameLocation(expected);
       ASSERT_EQ(ok, want) << "op " << op;
       if (want) it->second = e;
-    } else if (r < static_cast<uint64_t>(put_weight) + 20) {
-      IndexEntry expected = present && rng() % 2 ? it->second : random_entry(1);
+    } else if (r < static_cast<uint64_t>(put_weight) + 15) {
+      IndexEntry expected = present && rng() % 2 ? it->second : random_entry();
       bool ok = index_->RemoveIf(key, expected);
       bool want = present && it->second.SameLocation(expected);
       ASSERT_EQ(ok, want) << "op " << op;
       if (want) map.erase(it);
-    } else if (r < static_cast<uint64_t>(put_weight) + 25) {
+    } else if (r < static_cast<uint64_t>(put_weight) + 20) {
       ASSERT_NO_FATAL_FAILURE(model.Check(key)) << "op " << op;
     } else {
       bool had = index_->Remove(key, &old);
@@ -669,7 +683,7 @@ TEST_P(IndexTest, ConcurrentWritersAndReaders) {
   // An entry says who wrote it and for which key: readers can check what they see.
   auto entry_of = [](int writer, int i, int round) {
     return Entry(static_cast<uint32_t>(writer), static_cast<uint32_t>(i),
-                 static_cast<uint32_t>(round), static_cast<uint64_t>(round) * 1000000 + i + 1);
+                 static_cast<uint32_t>(round * 1000000 + i + 1));
   };
   std::atomic<bool> stop{false};
   std::atomic<int> bad_reads{0};
@@ -683,11 +697,10 @@ TEST_P(IndexTest, ConcurrentWritersAndReaders) {
         for (int i = 0; i < kKeysPerWriter; ++i) {
           index_->Put(key_of(w, i), entry_of(w, i, round), &old);
         }
-        // Remove every third key, then put some of them back with PutIfNewer.
+        // Remove every third key, then put some of them back.
         for (int i = 0; i < kKeysPerWriter; i += 3) index_->Remove(key_of(w, i), &old);
         for (int i = 0; i < kKeysPerWriter; i += 6) {
-          bool replaced;
-          index_->PutIfNewer(key_of(w, i), entry_of(w, i, round), &old, &replaced);
+          index_->Put(key_of(w, i), entry_of(w, i, round), &old);
         }
       }
     });
@@ -702,7 +715,7 @@ TEST_P(IndexTest, ConcurrentWritersAndReaders) {
         IndexEntry e;
         if (index_->Get(key_of(w, i), &e)) {
           if (e.segment != static_cast<uint32_t>(w) || e.offset != static_cast<uint32_t>(i) ||
-              e.seq() != e.size * 1000000ull + i + 1) {
+              e.size % 1000000 != static_cast<uint32_t>(i + 1)) {
             bad_reads.fetch_add(1);
           }
         }
