@@ -67,7 +67,8 @@ class DB {
   virtual Result<VersionedValue> GetVersioned(std::string_view key) = 0;
   // Deleting an absent key is not an error.
   virtual Status Delete(std::string_view key) = 0;
-  // Atomic: all operations become visible and durable together, or none do.
+  // Atomic: all operations become visible and durable together, or none do. If the batch has
+  // conditions (WriteBatch::Expect) and one fails, nothing is written and the result is Aborted.
   virtual Status Write(const WriteBatch& batch) = 0;
   // Writes value only if the key's current version is expected_version (0 = the key must be
   // absent). Returns Aborted if the version differs. On success *new_version (if given) is set.

@@ -1,5 +1,7 @@
 // WriteBatch: puts and deletes applied atomically by DB::Write — all of them or none, also after
-// a crash. Later operations on the same key win. Not thread-safe.
+// a crash. Later operations on the same key win. Optional conditions make the batch a
+// transaction: it applies only if every named key still has the expected version. Not
+// thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +31,18 @@ class WriteBatch {
     bytes_ += key.size();
     ops_.push_back(Op{OpType::kDelete, std::string(key), {}, 0, 0});
   }
+  // DB::Write applies the batch only if key's version (DB::VersionedValue::version) is then
+  // version; 0 means the key must be absent. Otherwise it writes nothing and returns Aborted.
+  struct Condition {
+    std::string key;
+    uint64_t version = 0;
+  };
+  void Expect(std::string_view key, uint64_t version) {
+    conditions_.push_back(Condition{std::string(key), version});
+  }
   void Clear() {
     ops_.clear();
+    conditions_.clear();
     bytes_ = 0;
   }
 
@@ -38,9 +50,11 @@ class WriteBatch {
   // Key and value bytes held.
   size_t ByteSize() const { return bytes_; }
   const std::vector<Op>& ops() const { return ops_; }
+  const std::vector<Condition>& conditions() const { return conditions_; }
 
  private:
   std::vector<Op> ops_;
+  std::vector<Condition> conditions_;
   size_t bytes_ = 0;
 };
 

@@ -157,12 +157,11 @@ Result<uint64_t> DBImpl::CurrentVersion(std::string_view key, IndexEntry* where,
   return uint64_t{0};
 }
 
-void DBImpl::ReadVersionAhead(PendingWrite* w) {
+void DBImpl::ReadVersionAhead(VersionCheck* check) {
   bool present;
-  Result<uint64_t> v =
-      CurrentVersion(w->ops[0].key, &w->version_location, &present, &w->version_expiry_ms);
-  w->version_read = v.ok() && present;
-  if (w->version_read) w->version = *v;
+  Result<uint64_t> v = CurrentVersion(check->key, &check->where, &present, &check->expiry_ms);
+  check->read = v.ok() && present;
+  if (check->read) check->version = *v;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,7 +208,16 @@ Status DBImpl::Delete(std::string_view key) {
 }
 
 Status DBImpl::Write(const WriteBatch& batch) {
-  if (batch.Count() == 0) return Status::Ok();
+  std::vector<VersionCheck> checks(batch.conditions().size());
+  for (size_t i = 0; i < checks.size(); ++i) {
+    checks[i].key = batch.conditions()[i].key;
+    checks[i].expected = batch.conditions()[i].version;
+    ReadVersionAhead(&checks[i]);
+  }
+  if (batch.Count() == 0) {  // conditions alone: a check that writes nothing
+    for (const VersionCheck& c : checks) VARVE_RETURN_IF_ERROR(CheckVersion(c, {}));
+    return Status::Ok();
+  }
   std::vector<WriteOp> ops;
   ops.reserve(batch.Count());
   uint64_t now = NowUnixMs();
@@ -229,6 +237,8 @@ Status DBImpl::Write(const WriteBatch& batch) {
   w.ops = ops.data();
   w.count = ops.size();
   w.atomic = ops.size() > 1;
+  w.checks = checks.data();
+  w.check_count = checks.size();
   return WriteImpl(&w);
 }
 
@@ -240,9 +250,12 @@ Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
   PendingWrite w;
   w.ops = &op;
   w.count = 1;
-  w.conditional = true;
-  w.expected_version = expected_version;
-  ReadVersionAhead(&w);
+  VersionCheck check;
+  check.key = key;
+  check.expected = expected_version;
+  ReadVersionAhead(&check);
+  w.checks = &check;
+  w.check_count = 1;
   Status s = WriteImpl(&w);
   if (s.ok() && new_version != nullptr) *new_version = w.first_seq;
   return s;
@@ -254,9 +267,12 @@ Status DBImpl::CompareAndDelete(std::string_view key, uint64_t expected_version)
   PendingWrite w;
   w.ops = &op;
   w.count = 1;
-  w.conditional = true;
-  w.expected_version = expected_version;
-  ReadVersionAhead(&w);
+  VersionCheck check;
+  check.key = key;
+  check.expected = expected_version;
+  ReadVersionAhead(&check);
+  w.checks = &check;
+  w.check_count = 1;
   return WriteImpl(&w);
 }
 
@@ -306,32 +322,33 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
   return w->status;
 }
 
-Status DBImpl::CheckVersion(const PendingWrite& w,
+Status DBImpl::CheckVersion(const VersionCheck& check,
                             const std::map<std::string, uint64_t, std::less<>>& overlay) {
-  std::string_view key = w.ops[0].key;
-  auto it = overlay.find(key);
+  auto it = overlay.find(check.key);
   uint64_t current;
   IndexEntry e;
   if (it != overlay.end()) {
     current = it->second;
-  } else if (!index_->Get(key, &e)) {
+  } else if (!index_->Get(check.key, &e)) {
     current = 0;
-  } else if (w.version_read && e.SameLocation(w.version_location)) {
+  } else if (check.read && e.SameLocation(check.where)) {
     // The record read before the lock is still the key's newest (unless it expired since).
-    bool expired = w.version_expiry_ms != 0 && w.version_expiry_ms <= NowUnixMs();
-    current = expired ? 0 : w.version;
+    bool expired = check.expiry_ms != 0 && check.expiry_ms <= NowUnixMs();
+    current = expired ? 0 : check.version;
   } else {
-    VARVE_ASSIGN_OR_RETURN(current, CurrentVersion(key));
+    VARVE_ASSIGN_OR_RETURN(current, CurrentVersion(check.key));
   }
-  return current == w.expected_version ? Status::Ok() : Status::Aborted("version mismatch for key");
+  return current == check.expected
+             ? Status::Ok()
+             : Status::Aborted("version mismatch for key '" + std::string(check.key) + "'");
 }
 
 Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
   applied_.clear();
   write_buf_.clear();
   std::map<std::string, uint64_t, std::less<>> overlay;  // versions set earlier in this group
-  bool any_conditional =
-      std::any_of(group.begin(), group.end(), [](const PendingWrite* w) { return w->conditional; });
+  bool any_conditional = std::any_of(group.begin(), group.end(),
+                                     [](const PendingWrite* w) { return w->check_count != 0; });
   uint64_t next_seq = last_seq_.load(std::memory_order_relaxed) + 1;
   bool want_sync = options_.durability == Durability::kSync;
   bool roll = false;
@@ -340,12 +357,13 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
     want_sync |= w->force_sync;
     roll |= w->roll;
     if (w->count == 0) continue;
-    if (w->conditional) {
-      Status check = CheckVersion(*w, overlay);
-      if (!check.ok()) {
-        w->status = check;
-        continue;
-      }
+    Status check;
+    for (size_t c = 0; c < w->check_count && check.ok(); ++c) {
+      check = CheckVersion(w->checks[c], overlay);
+    }
+    if (!check.ok()) {
+      w->status = check;
+      continue;
     }
     scratch_.clear();
     size_t first_applied = applied_.size();

@@ -86,18 +86,23 @@ class DBImpl final : public DB {
   Index* index() { return index_.get(); }
 
  private:
+  // A condition of a write: key must have version expected (0 = absent). The version read
+  // before the commit lock is trusted under it while the index still points at the same record
+  // (so that the check under the lock rarely reads the disk).
+  struct VersionCheck {
+    std::string_view key;
+    uint64_t expected = 0;
+    bool read = false;
+    IndexEntry where;
+    uint64_t version = 0;
+    uint64_t expiry_ms = 0;
+  };
   struct PendingWrite {
     const WriteOp* ops = nullptr;
     size_t count = 0;
-    bool atomic = false;       // a WriteBatch: all-or-nothing records
-    bool conditional = false;  // compare-and-set / compare-and-delete
-    uint64_t expected_version = 0;
-    // The key's version read before the commit lock, valid while the index still points at
-    // where it was read (so that the check under the lock rarely reads the disk).
-    bool version_read = false;
-    IndexEntry version_location;
-    uint64_t version = 0;
-    uint64_t version_expiry_ms = 0;
+    bool atomic = false;             // a WriteBatch: all-or-nothing records
+    VersionCheck* checks = nullptr;  // conditions: all must hold or nothing is written
+    size_t check_count = 0;
     bool force_sync = false;  // Sync(): make everything durable
     bool roll = false;        // Compact(): seal the active segment if it holds garbage
     uint64_t first_seq = 0;   // out: sequence of the first record written
@@ -122,12 +127,12 @@ class DBImpl final : public DB {
   Status SyncActive();
   Result<std::shared_ptr<Segment>> CreateSegment(uint32_t id, bool compaction_output,
                                                  std::unique_ptr<WritableFile>* file);
-  Status CheckVersion(const PendingWrite& w,
+  Status CheckVersion(const VersionCheck& check,
                       const std::map<std::string, uint64_t, std::less<>>& overlay);
   // 0 if absent; *where and *expiry_ms describe the record read (if *present).
   Result<uint64_t> CurrentVersion(std::string_view key, IndexEntry* where = nullptr,
                                   bool* present = nullptr, uint64_t* expiry_ms = nullptr);
-  void ReadVersionAhead(PendingWrite* w);
+  void ReadVersionAhead(VersionCheck* check);
   void SetWriteError(const Status& s);
   // A second handle on a segment with readahead, for reading it start to end.
   Result<std::unique_ptr<RandomAccessFile>> OpenForScan(const Segment& seg);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -511,6 +512,91 @@ TEST_P(DBTest, ConcurrentCompareAndSetCountsExactly) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(*db->Get("counter"), std::to_string(kThreads * kIncrements));
+}
+
+TEST_P(DBTest, ConditionalBatchAppliesOnlyIfEveryVersionMatches) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  ASSERT_TRUE(db->Put("a", "1").ok());
+  uint64_t va = db->GetVersioned("a")->version;
+  // All conditions hold: the batch applies.
+  WriteBatch b;
+  b.Expect("a", va);
+  b.Expect("absent", 0);
+  b.Put("a", "2");
+  b.Put("b", "x");
+  ASSERT_TRUE(db->Write(b).ok());
+  EXPECT_EQ(*db->Get("a"), "2");
+  EXPECT_EQ(*db->Get("b"), "x");
+  // One stale condition: nothing is written.
+  WriteBatch stale;
+  stale.Expect("b", db->GetVersioned("b")->version);
+  stale.Expect("a", va);  // a changed since
+  stale.Put("b", "y");
+  stale.Delete("a");
+  Status s = db->Write(stale);
+  EXPECT_TRUE(s.IsAborted()) << s.ToString();
+  EXPECT_EQ(*db->Get("a"), "2");
+  EXPECT_EQ(*db->Get("b"), "x");
+  // A key that must be absent but exists; an expired key counts as absent.
+  ASSERT_TRUE(db->Put("short", "v", PutOptions{1}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  WriteBatch nx;
+  nx.Expect("short", 0);
+  nx.Expect("b", 0);
+  nx.Put("short", "w");
+  EXPECT_TRUE(db->Write(nx).IsAborted());
+  WriteBatch nx2;
+  nx2.Expect("short", 0);
+  nx2.Put("short", "w");
+  ASSERT_TRUE(db->Write(nx2).ok());
+  EXPECT_EQ(*db->Get("short"), "w");
+  // Conditions without operations: a check.
+  WriteBatch check;
+  check.Expect("a", db->GetVersioned("a")->version);
+  EXPECT_TRUE(db->Write(check).ok());
+  check.Expect("b", 12345);
+  EXPECT_TRUE(db->Write(check).IsAborted());
+}
+
+TEST_P(DBTest, RacingPutIfAbsentBatchesHaveOneWinner) {
+  // MSETNX from several clients over overlapping keys: for each key exactly one batch wins, and
+  // a batch is all or nothing.
+  Options o = Opts();
+  o.durability = Durability::kSync;  // group commit puts racing batches in one group
+  auto db = OpenOrDie(o, tmp_.path());
+  constexpr int kThreads = 4, kRounds = 60;
+  std::vector<std::vector<int>> won(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        WriteBatch b;
+        for (std::string k : {"r" + std::to_string(r) + "a", "r" + std::to_string(r) + "b"}) {
+          b.Expect(k, 0);
+          b.Put(k, std::to_string(t));
+        }
+        Status s = db->Write(b);
+        if (s.ok()) {
+          won[t].push_back(r);
+        } else {
+          EXPECT_TRUE(s.IsAborted()) << s.ToString();
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int r = 0; r < kRounds; ++r) {
+    int winners = 0, winner = -1;
+    for (int t = 0; t < kThreads; ++t) {
+      if (std::count(won[t].begin(), won[t].end(), r) != 0) {
+        ++winners;
+        winner = t;
+      }
+    }
+    ASSERT_EQ(winners, 1) << "round " << r;
+    EXPECT_EQ(*db->Get("r" + std::to_string(r) + "a"), std::to_string(winner));
+    EXPECT_EQ(*db->Get("r" + std::to_string(r) + "b"), std::to_string(winner));
+  }
 }
 
 TEST_P(DBTest, SkipUnchangedWrites) {

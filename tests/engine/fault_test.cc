@@ -176,7 +176,9 @@ TEST_P(PowerLossTest, RecoveredStateIsAPrefixWithinTheModesPromise) {
         }
         ASSERT_TRUE(s.ok()) << s.ToString();
         ops.push_back(std::move(op));
-        if (i % 700 == 699) ASSERT_TRUE(db->Compact().ok());
+        if (i % 700 == 699) {
+          ASSERT_TRUE(db->Compact().ok());
+        }
       }
       switch (mode) {
         case Durability::kSync:
@@ -268,7 +270,9 @@ TEST(CorruptionTest, RandomDamageNeverYieldsAWrongValue) {
         ASSERT_TRUE(db->Put(k, v).ok());
         model[k] = v;
       }
-      if (i == 8000) ASSERT_TRUE(db->Compact().ok());
+      if (i == 8000) {
+        ASSERT_TRUE(db->Compact().ok());
+      }
     }
   }
   // Every value ever written per key is acceptable only if it is the current one; an older value

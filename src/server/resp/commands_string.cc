@@ -355,33 +355,15 @@ void CmdMSet(Call& c) {
 
 void CmdMSetNx(Call& c) {
   if (!CheckPairs(c)) return;
-  Status s;
-  if (c.argv.size() == 3) {  // one key: exactly put-if-absent
-    s = c.db()->CompareAndSet(c.argv[1], 0, c.argv[2]);
-    if (s.ok() || s.IsAborted()) {
-      AppendInteger(c.out, s.ok() ? 1 : 0);
-      return;
-    }
-    AppendStatusError(c.out, s);
-    return;
+  // One transaction: every key must be absent when the batch commits.
+  WriteBatch batch;
+  for (size_t i = 1; i + 1 < c.argv.size(); i += 2) {
+    batch.Expect(c.argv[i], 0);
+    batch.Put(c.argv[i], c.argv[i + 1]);
   }
-  // Several keys: check that all are absent, then write them in one atomic batch. A key created
-  // by another client between the check and the write is overwritten (see docs/protocols/
-  // redis.md: the engine has no conditional batch).
-  for (size_t i = 1; i < c.argv.size(); i += 2) {
-    Result<DB::VersionedValue> r = c.db()->GetVersioned(c.argv[i]);
-    if (r.ok()) {
-      AppendInteger(c.out, 0);
-      return;
-    }
-    if (!r.status().IsNotFound()) {
-      AppendStatusError(c.out, r.status());
-      return;
-    }
-  }
-  s = WritePairs(c);
-  if (s.ok()) {
-    AppendInteger(c.out, 1);
+  Status s = c.db()->Write(batch);
+  if (s.ok() || s.IsAborted()) {
+    AppendInteger(c.out, s.ok() ? 1 : 0);
   } else {
     AppendStatusError(c.out, s);
   }
