@@ -38,6 +38,12 @@ class RandomAccessFile {
   virtual void AdviseRandom() {}
   // Hints that the file will be read start to end (more readahead).
   virtual void AdviseSequential() {}
+  // Serves later reads of the first length bytes from a shared read-only memory mapping (the
+  // same page cache, no system call per read); the file may still grow into that range. A read
+  // the mapping cannot serve (past the end of the file, or a disk error, which would raise
+  // SIGBUS) falls back to the plain read and its error. Call before the file is shared between
+  // threads. Implementations without mappings ignore it.
+  virtual void MapForReads(uint64_t length) {}
 };
 
 // Held while a directory is open; released by destruction.

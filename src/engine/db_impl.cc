@@ -498,6 +498,8 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
   VARVE_ASSIGN_OR_RETURN(seg->reader, env_->NewRandomAccessFile(seg->path));
   seg->reader->AdviseRandom();
+  // The segment grows into its mapping; reads only ask for records already written.
+  if (options_.mmap_reads) seg->reader->MapForReads(options_.segment_size_bytes);
   seg->size_bytes = kFileHeaderBytes;
   return seg;
 }

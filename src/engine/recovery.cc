@@ -168,6 +168,15 @@ Status DBImpl::Recover() {
     segments_[active_->id] = active_;
   }
 
+  if (options_.mmap_reads) {
+    // Sizes are final now (torn tails were cut). The writer's segment grows into its mapping.
+    for (const auto& [id, seg] : segments_) {
+      if (seg->reader == nullptr) continue;
+      uint64_t size = seg->size_bytes.load();
+      if (seg == active_) size = std::max(size, options_.segment_size_bytes);
+      seg->reader->MapForReads(size);
+    }
+  }
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   if (options_.durability == Durability::kInterval || options_.durability == Durability::kBatch) {
     sync_thread_ = std::thread([this] { SyncLoop(); });

@@ -1,12 +1,17 @@
 // POSIX implementation of the Env seam.
 #include <dirent.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "varve/env.h"
@@ -64,12 +69,74 @@ class PosixWritableFile final : public WritableFile {
   uint64_t size_;
 };
 
+// Reads from a file mapping raise SIGBUS when the page cannot be read (a disk error, or a file
+// cut short behind the store's back). A copy runs under a guard: the handler jumps back out of
+// it and the read falls back to pread, which reports the error. SIGBUS outside a guarded copy
+// goes to the handler that was installed before (or the default action).
+// volatile: the copy does not read it, so its stores around the copy must not be optimized out.
+thread_local sigjmp_buf* volatile tls_copy_guard = nullptr;
+struct sigaction g_previous_sigbus;
+
+void OnSigbus(int sig, siginfo_t* info, void* context) {
+  if (tls_copy_guard != nullptr) siglongjmp(*tls_copy_guard, 1);
+  if ((g_previous_sigbus.sa_flags & SA_SIGINFO) != 0 && g_previous_sigbus.sa_sigaction != nullptr) {
+    g_previous_sigbus.sa_sigaction(sig, info, context);
+    return;
+  }
+  // Not ours: restore the earlier disposition; the faulting access runs again under it.
+  ::sigaction(SIGBUS, &g_previous_sigbus, nullptr);
+}
+
+void InstallSigbusHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = OnSigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &g_previous_sigbus);
+  });
+}
+
+// Copies n bytes from a mapping; false if the copy raised SIGBUS.
+bool GuardedCopy(char* dst, const char* src, size_t n) {
+  sigjmp_buf jump;
+  if (sigsetjmp(jump, 0) != 0) {
+    tls_copy_guard = nullptr;
+    return false;
+  }
+  tls_copy_guard = &jump;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  std::memcpy(dst, src, n);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_copy_guard = nullptr;
+  return true;
+}
+
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  ~PosixRandomAccessFile() override { ::close(fd_); }
+  ~PosixRandomAccessFile() override {
+    if (map_ != nullptr) ::munmap(map_, map_length_);
+    ::close(fd_);
+  }
+
+  void MapForReads(uint64_t length) override {
+    if (map_ != nullptr || length == 0) return;
+    void* p = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) return;  // reads keep using pread
+    ::madvise(p, length, MADV_RANDOM);
+    InstallSigbusHandler();
+    map_ = static_cast<char*>(p);
+    map_length_ = length;
+  }
 
   Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
+    if (map_ != nullptr && offset + n <= map_length_ && offset + n >= offset &&
+        GuardedCopy(scratch, map_ + offset, n)) {
+      return n;
+    }
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
@@ -95,6 +162,8 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  private:
   std::string path_;
   int fd_;
+  char* map_ = nullptr;
+  uint64_t map_length_ = 0;
 };
 
 class PosixFileLock final : public FileLock {
