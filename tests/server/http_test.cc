@@ -361,7 +361,14 @@ TEST_F(HttpTest, Batch) {
   bad(R"([1])", R"(request body must be a JSON object {\"ops\": [...]})");
   bad(R"({"ops":{}})", R"(\"ops\" must be an array)");
   bad(R"({})", R"(missing field \"ops\")");
-  bad(R"({"ops":[],"x":1})", R"(unknown field 'x' (expected only \"ops\"))");
+  bad(R"({"ops":[],"x":1})", R"(unknown field 'x' (expected \"ops\" and \"expect\"))");
+  bad(R"({"ops":[],"expect":{}})", R"(\"expect\" must be an array)");
+  bad(R"({"ops":[],"expect":[{"key":"a"}]})",
+      "expect[0].version must be a non-negative integer (0 = key absent)");
+  bad(R"({"ops":[],"expect":[{"key":"a","version":-1}]})",
+      "expect[0].version must be a non-negative integer (0 = key absent)");
+  bad(R"({"ops":[],"expect":[{"version":1}]})", "expect[0]: missing key (or key_base64)");
+  bad(R"({"ops":[],"expect":[{"key":"a","version":1,"x":2}]})", "expect[0]: unknown field 'x'");
   bad(R"({"ops":[1]})", "ops[0] must be an object");
   bad(R"({"ops":[{"op":"put","key":"k","value":"v"},{"op":"get","key":"k"}]})",
       R"(ops[1].op must be \"put\" or \"delete\")");
@@ -389,6 +396,28 @@ TEST_F(HttpTest, Batch) {
             "parsing object key - unexpected end of input; expected string literal");
   p = ParseResponse(Do(Req("POST", "/v1/batch", "\xff")));
   EXPECT_EQ(p.status, 400);
+}
+
+TEST_F(HttpTest, BatchWithConditions) {
+  ASSERT_TRUE(db_->Put("a", "1").ok());
+  uint64_t va = db_->GetVersioned("a")->version;
+  auto batch = [&](uint64_t version_of_a) {
+    return Do(Req(
+        "POST", "/v1/batch",
+        R"({"expect":[{"key":"a","version":)" + std::to_string(version_of_a) +
+            R"(},{"key":"new","version":0}],)"
+            R"("ops":[{"op":"put","key":"a","value":"2"},{"op":"put","key":"new","value":"n"}]})"));
+  };
+  Parsed p = ParseResponse(batch(va + 1000));
+  EXPECT_EQ(p.status, 412);
+  EXPECT_EQ(json::parse(p.body)["code"], "Aborted");
+  EXPECT_EQ(*db_->Get("a"), "1");
+  EXPECT_TRUE(db_->Get("new").status().IsNotFound());
+  EXPECT_EQ(batch(va), JsonReply("200 OK", R"({"applied":2})"));
+  EXPECT_EQ(*db_->Get("a"), "2");
+  EXPECT_EQ(*db_->Get("new"), "n");
+  // "new" exists now: the same conditions fail.
+  EXPECT_EQ(ParseResponse(batch(db_->GetVersioned("a")->version)).status, 412);
 }
 
 TEST_F(HttpTest, StatsAndMetrics) {

@@ -475,12 +475,36 @@ ApiResponse Batch(const Call& c) {
   }
   if (!doc.is_object()) return BadRequest("request body must be a JSON object {\"ops\": [...]}");
   for (auto& [name, v] : doc.items()) {
-    if (name != "ops") return BadRequest("unknown field '" + name + "' (expected only \"ops\")");
+    if (name != "ops" && name != "expect") {
+      return BadRequest("unknown field '" + name + "' (expected \"ops\" and \"expect\")");
+    }
   }
   auto ops = doc.find("ops");
   if (ops == doc.end()) return BadRequest("missing field \"ops\"");
   if (!ops->is_array()) return BadRequest("\"ops\" must be an array");
   WriteBatch batch;
+  // Conditions: the batch applies only if each key has the given version (0 = absent).
+  if (auto expect = doc.find("expect"); expect != doc.end()) {
+    if (!expect->is_array()) return BadRequest("\"expect\" must be an array");
+    for (size_t i = 0; i < expect->size(); ++i) {
+      const nlohmann::json& cond = (*expect)[i];
+      std::string where = "expect[" + std::to_string(i) + "]";
+      if (!cond.is_object()) return BadRequest(where + " must be an object");
+      for (auto& [name, v] : cond.items()) {
+        if (name != "key" && name != "key_base64" && name != "version") {
+          return BadRequest(where + ": unknown field '" + name + "'");
+        }
+      }
+      std::string key, error;
+      bool present;
+      if (!BytesField(cond, where, "key", true, &key, &present, &error)) return BadRequest(error);
+      auto version = cond.find("version");
+      if (version == cond.end() || !version->is_number_unsigned()) {
+        return BadRequest(where + ".version must be a non-negative integer (0 = key absent)");
+      }
+      batch.Expect(key, version->get<uint64_t>());
+    }
+  }
   for (size_t i = 0; i < ops->size(); ++i) {
     const nlohmann::json& op = (*ops)[i];
     std::string where = "ops[" + std::to_string(i) + "]";
