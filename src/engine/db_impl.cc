@@ -242,18 +242,16 @@ Status DBImpl::Write(const WriteBatch& batch) {
   return WriteImpl(&w);
 }
 
-Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
-                             std::string_view value, const PutOptions& opts,
-                             uint64_t* new_version) {
-  WriteOp op{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms), opts.user_flags};
+// One operation that applies only if the key still has expected_version.
+Status DBImpl::WriteIfVersion(const WriteOp& op, uint64_t expected_version, uint64_t* new_version) {
   VARVE_RETURN_IF_ERROR(ValidateOp(op));
+  VersionCheck check;
+  check.key = op.key;
+  check.expected = expected_version;
+  ReadVersionAhead(&check);
   PendingWrite w;
   w.ops = &op;
   w.count = 1;
-  VersionCheck check;
-  check.key = key;
-  check.expected = expected_version;
-  ReadVersionAhead(&check);
   w.checks = &check;
   w.check_count = 1;
   Status s = WriteImpl(&w);
@@ -261,19 +259,15 @@ Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
   return s;
 }
 
+Status DBImpl::CompareAndSet(std::string_view key, uint64_t expected_version,
+                             std::string_view value, const PutOptions& opts,
+                             uint64_t* new_version) {
+  return WriteIfVersion(WriteOp{kTypePut, key, value, ExpiryFromTtl(opts.ttl_ms), opts.user_flags},
+                        expected_version, new_version);
+}
+
 Status DBImpl::CompareAndDelete(std::string_view key, uint64_t expected_version) {
-  WriteOp op{kTypeTombstone, key, {}, 0};
-  VARVE_RETURN_IF_ERROR(ValidateOp(op));
-  PendingWrite w;
-  w.ops = &op;
-  w.count = 1;
-  VersionCheck check;
-  check.key = key;
-  check.expected = expected_version;
-  ReadVersionAhead(&check);
-  w.checks = &check;
-  w.check_count = 1;
-  return WriteImpl(&w);
+  return WriteIfVersion(WriteOp{kTypeTombstone, key, {}, 0}, expected_version, nullptr);
 }
 
 Status DBImpl::Sync() {

@@ -133,6 +133,7 @@ class DBImpl final : public DB {
   Result<uint64_t> CurrentVersion(std::string_view key, IndexEntry* where = nullptr,
                                   bool* present = nullptr, uint64_t* expiry_ms = nullptr);
   void ReadVersionAhead(VersionCheck* check);
+  Status WriteIfVersion(const WriteOp& op, uint64_t expected_version, uint64_t* new_version);
   void SetWriteError(const Status& s);
   // A second handle on a segment with readahead, for reading it start to end.
   Result<std::unique_ptr<RandomAccessFile>> OpenForScan(const Segment& seg);
