@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "server/cursor_registry.h"
+#include "server/delayed_task.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "varve/db.h"
@@ -22,6 +23,7 @@ struct ServerContext {
   const ServerOptions* options = nullptr;
   Metrics* metrics = nullptr;
   CursorRegistry* cursors = nullptr;
+  DelayedTask* delayed_flush = nullptr;  // memcached flush_all <delay>; null: refused
   uint64_t start_unix_ms = 0;
   std::atomic<uint64_t> next_client_id{1};
 };

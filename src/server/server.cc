@@ -10,6 +10,8 @@
 
 #include "server/connection.h"
 #include "server/cursor_registry.h"
+#include "server/delayed_task.h"
+#include "server/memcache/memcache_store.h"
 #include "server/metrics.h"
 #include "server/protocol.h"
 #include "util/clock.h"
@@ -62,6 +64,7 @@ class ServerImpl final : public Server {
     ctx_.options = &options_;
     ctx_.metrics = &metrics_;
     ctx_.cursors = &cursors_;
+    ctx_.delayed_flush = &delayed_flush_;
     ctx_.start_unix_ms = NowUnixMs();
 
     struct Listener {
@@ -118,6 +121,7 @@ class ServerImpl final : public Server {
     threads_.clear();
     for (const std::string& path : socket_paths_) ::unlink(path.c_str());
     cursors_.Clear();
+    delayed_flush_.Stop();
     Status s = db_ != nullptr ? db_->Close() : Status::Ok();
     LogInfo(s.ok() ? "stopped; store closed"
                    : "stopped; closing the store failed: " + s.ToString());
@@ -233,6 +237,10 @@ class ServerImpl final : public Server {
   std::unique_ptr<DB> db_;
   Metrics metrics_;
   CursorRegistry cursors_;
+  DelayedTask delayed_flush_{[this] {
+    Status s = memcache::ItemStore(db_.get(), options_.max_value_bytes).FlushAll();
+    if (!s.ok()) LogWarning("delayed flush_all failed: " + s.ToString());
+  }};
   ServerContext ctx_;
   ConnectionTracker tracker_;
 

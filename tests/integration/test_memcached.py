@@ -218,7 +218,22 @@ def test_flush_all_version_stats(varved):
     assert b"item_size_max" in settings
     raw = Raw(varved)
     raw.call(b"stats nonsense\r\n", b"ERROR\r\n")
-    raw.call(b"flush_all 10\r\n", b"CLIENT_ERROR flush_all with a delay is not supported\r\n")
+
+
+def test_flush_all_with_delay(varved):
+    c = client(varved)
+    c.set("a", b"1")
+    assert c.flush_all(delay=1) is True
+    # The flush runs about a second later; poll rather than trust the machine's timing.
+    deadline = time.monotonic() + 30
+    while c.get("a") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert c.get("a") is None
+    c.set("b", b"2")
+    assert c.flush_all(delay=600) is True
+    assert c.get("b") == b"2"
+    assert c.flush_all() is True
+    assert c.get("b") is None
 
 
 def test_noreply(varved):

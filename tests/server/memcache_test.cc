@@ -10,7 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "server/delayed_task.h"
 #include "server/memcache/memcache_parse.h"
+#include "server/memcache/memcache_store.h"
 #include "server/protocol.h"
 #include "testutil/temp_dir.h"
 #include "util/clock.h"
@@ -472,10 +474,36 @@ TEST_F(MemcacheTest, FlushAll) {
   EXPECT_EQ(Run("set a 0 0 1\r\nx\r\nflush_all noreply\r\nget a\r\n"), "STORED\r\nEND\r\n");
   EXPECT_EQ(Run("flush_all 0 noreply\r\nmn\r\n"), "MN\r\n");
   EXPECT_EQ(Run("flush_all -1\r\n"), "OK\r\n");
-  EXPECT_EQ(Run("flush_all 10\r\n"), "CLIENT_ERROR flush_all with a delay is not supported\r\n");
+  EXPECT_EQ(Run("flush_all 10\r\n"),
+            "SERVER_ERROR flush_all with a delay is not available here\r\n");
   EXPECT_EQ(Run("flush_all x\r\n"), "CLIENT_ERROR invalid exptime argument\r\n");
   EXPECT_EQ(Run("flush_all 1 2 3\r\n"), "ERROR\r\n");
   EXPECT_EQ(Run("set a 0 0 1\r\nx\r\nget a\r\n"), "STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+}
+
+TEST_F(MemcacheTest, FlushAllWithDelay) {
+  DelayedTask task([this] {
+    EXPECT_TRUE(memcache::ItemStore(db_.get(), options_.max_value_bytes).FlushAll().ok());
+  });
+  ctx_.delayed_flush = &task;
+  EXPECT_EQ(Run("set a 0 0 1\r\nx\r\nflush_all 600\r\nget a\r\n"),
+            "STORED\r\nOK\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+  EXPECT_TRUE(task.pending());
+  // A later flush_all replaces the deadline; one without a delay runs now and cancels it.
+  EXPECT_EQ(Run("flush_all 0\r\nget a\r\n"), "OK\r\nEND\r\n");
+  EXPECT_FALSE(task.pending());
+
+  EXPECT_EQ(Run("set a 0 0 1\r\nx\r\nflush_all 1 noreply\r\nmn\r\n"), "STORED\r\nMN\r\n");
+  std::string got;
+  for (int i = 0; i < 600 && got != "END\r\n"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    got = Run("get a\r\n");
+  }
+  EXPECT_EQ(got, "END\r\n");
+  while (task.pending()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  task.Stop();  // waits for a flush still finishing
+  EXPECT_EQ(Run("set b 0 0 1\r\ny\r\nget b\r\n"), "STORED\r\nVALUE b 0 1\r\ny\r\nEND\r\n");
+  ctx_.delayed_flush = nullptr;
 }
 
 TEST_F(MemcacheTest, VersionVerbosityQuit) {

@@ -629,7 +629,18 @@ void MemcachedHandler::FlushAll() {
   if (n != (noreply_ ? 2u : 1u) && !ParseI64(tokens_.v[1], &delay)) {
     return Error("CLIENT_ERROR invalid exptime argument", true);
   }
-  if (delay > 0) return Error("CLIENT_ERROR flush_all with a delay is not supported", false);
+  // Like memcached: a later flush_all replaces a pending deadline; 0 or a past time is now.
+  const uint64_t now_ms = NowUnixMs();
+  const Expiry when = ExpiryFromExptime(delay, now_ms);
+  if (!when.expired && when.ttl_ms > 0) {
+    if (ctx_->delayed_flush == nullptr) {
+      return Error("SERVER_ERROR flush_all with a delay is not available here", false);
+    }
+    ctx_->delayed_flush->Schedule(DelayedTask::Clock::now() +
+                                  std::chrono::milliseconds(when.ttl_ms));
+    return Line("OK");
+  }
+  if (ctx_->delayed_flush != nullptr) ctx_->delayed_flush->Cancel();
   Status s = store_.FlushAll();
   if (!s.ok()) return ServerError(s);
   Line("OK");
