@@ -30,9 +30,10 @@ struct ServerContext {
 
 // What a connection knows about its peer.
 struct ClientInfo {
-  uint64_t id = 0;   // unique per connection (CLIENT ID)
-  std::string peer;  // "127.0.0.1:54321" or "unix"
-  std::string name;  // CLIENT SETNAME
+  uint64_t id = 0;       // unique per connection (CLIENT ID)
+  std::string peer;      // "127.0.0.1:54321" or "unix"
+  std::string name;      // CLIENT SETNAME
+  int resp_version = 2;  // RESP2, or RESP3 after HELLO 3
 };
 
 class ProtocolHandler {

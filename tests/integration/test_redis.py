@@ -111,6 +111,15 @@ def test_redis_cli_session(varved):
     assert out == "OK\nv\n"
 
 
+def test_redis_cli_resp3(varved):
+    # redis-cli -3 sends HELLO 3 first and prints RESP3 types as such.
+    out = cli(varved, "-3", stdin=b"set a 1\nget a\nget nope\nconfig get databases\nhello\n")
+    lines = out.split("\n")
+    # Maps print as "key value" lines.
+    assert lines[:4] == ["OK", "1", "", "databases 1"], out
+    assert "proto 3" in lines, out
+
+
 def test_redis_cli_scan_pattern(varved):
     r = client(varved)
     users = {f"user:{i}" for i in range(300)}
@@ -284,8 +293,8 @@ def test_server_commands(varved):
     assert r.client_getname() == "tester"
     hello = r.execute_command("HELLO", 2)
     assert hello[:6] == [b"server", b"redis", b"version", b"7.0.0", b"proto", 2]
-    with pytest.raises(redis.ResponseError, match="sorry, this protocol version is not supported"):
-        r.execute_command("HELLO", 3)
+    with pytest.raises(redis.ResponseError, match="NOPROTO unsupported protocol version"):
+        r.execute_command("HELLO", 4)
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get' command"):
         r.execute_command("GET")
     assert r.config_get("save") == {"save": ""}

@@ -211,7 +211,6 @@ TEST_P(RespTest, Hello) {
                     Bulk("standalone") + Bulk("role") + Bulk("master") + Bulk("modules") + "*0\r\n";
   EXPECT_EQ(Cmd({"HELLO"}), map);
   EXPECT_EQ(Cmd({"HELLO", "2"}), map);
-  EXPECT_EQ(Cmd({"HELLO", "3"}), "-NOPROTO sorry, this protocol version is not supported\r\n");
   EXPECT_EQ(Cmd({"HELLO", "4"}), "-NOPROTO unsupported protocol version\r\n");
   EXPECT_EQ(Cmd({"HELLO", "x"}), "-ERR Protocol version is not an integer or out of range\r\n");
   EXPECT_EQ(Cmd({"HELLO", "2", "SETNAME", "bob"}), map);
@@ -221,6 +220,28 @@ TEST_P(RespTest, Hello) {
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
   EXPECT_EQ(Cmd({"HELLO", "2", "BOGUS"}), "-ERR Syntax error in HELLO option 'BOGUS'\r\n");
   EXPECT_EQ(Cmd({"HELLO", "2", "SETNAME"}), "-ERR Syntax error in HELLO option 'SETNAME'\r\n");
+}
+
+TEST_P(RespTest, Resp3AfterHello3) {
+  Cmd({"SET", "a", "1"});
+  EXPECT_EQ(Cmd({"GET", "nope"}), kNull);
+  std::string map3 = "%7\r\n" + Bulk("server") + Bulk("redis") + Bulk("version") + Bulk("7.0.0") +
+                     Bulk("proto") + Int(3) + Bulk("id") + Int(conn_->client.id) + Bulk("mode") +
+                     Bulk("standalone") + Bulk("role") + Bulk("master") + Bulk("modules") +
+                     "*0\r\n";
+  EXPECT_EQ(Cmd({"HELLO", "3"}), map3);
+  EXPECT_EQ(conn_->client.resp_version, 3);
+  EXPECT_EQ(Cmd({"GET", "nope"}), "_\r\n");
+  EXPECT_EQ(Cmd({"MGET", "a", "nope"}), "*2\r\n" + Bulk("1") + "_\r\n");
+  EXPECT_EQ(Cmd({"SET", "b", "2", "GET"}), "_\r\n");
+  EXPECT_EQ(Cmd({"CLIENT", "GETNAME"}), "_\r\n");
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "databases"}), "%1\r\n" + Bulk("databases") + Bulk("1"));
+  EXPECT_EQ(Cmd({"COMMAND", "DOCS"}), "%0\r\n");
+  EXPECT_EQ(Cmd({"GET", "a"}), Bulk("1"));
+  // HELLO without a version keeps the protocol; HELLO 2 goes back.
+  EXPECT_EQ(Cmd({"HELLO"}).substr(0, 4), "%7\r\n");
+  EXPECT_EQ(Cmd({"HELLO", "2"}).substr(0, 5), "*14\r\n");
+  EXPECT_EQ(Cmd({"GET", "nope"}), kNull);
 }
 
 TEST_P(RespTest, Client) {

@@ -128,6 +128,19 @@ void ReplyArityError(Call& c, std::string_view name) {
 
 void ReplySyntaxError(Call& c) { AppendError(c.out, "ERR syntax error"); }
 
+void ReplyNull(Call& c) {
+  if (c.client->resp_version >= 3) {
+    c.out->append("_\r\n", 3);
+  } else {
+    AppendNull(c.out);
+  }
+}
+
+void ReplyMapHeader(Call& c, size_t pairs) {
+  if (c.client->resp_version >= 3) return AppendNumberLine(c.out, '%', static_cast<int64_t>(pairs));
+  AppendArrayHeader(c.out, 2 * pairs);
+}
+
 void ReplyNotInteger(Call& c) { AppendError(c.out, "ERR value is not an integer or out of range"); }
 
 void ReplyInvalidExpire(Call& c) {

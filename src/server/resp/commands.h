@@ -65,6 +65,9 @@ const CommandSpec* FindCommand(std::string_view name);
 // "-ERR wrong number of arguments for 'name' command".
 void ReplyArityError(Call& c, std::string_view name);
 void ReplySyntaxError(Call& c);
+// A null reply ($-1 in RESP2, _ in RESP3) and a map header (a flat array of 2n items in RESP2).
+void ReplyNull(Call& c);
+void ReplyMapHeader(Call& c, size_t pairs);
 void ReplyNotInteger(Call& c);
 // "-ERR invalid expire time in 'name' command".
 void ReplyInvalidExpire(Call& c);

@@ -155,9 +155,11 @@ void CmdSelect(Call& c) {
   AppendOk(c.out);
 }
 
-// HELLO [protover [AUTH username password] [SETNAME clientname]]: only RESP2.
+// HELLO [protover [AUTH username password] [SETNAME clientname]]: RESP2 or RESP3 (maps and
+// the _ null; every other reply is the same in both).
 void CmdHello(Call& c) {
   size_t next = 1;
+  int proto = c.client->resp_version;
   if (c.argv.size() >= 2) {
     int64_t version = 0;
     if (!ParseInt64(c.argv[1], &version)) {
@@ -166,9 +168,7 @@ void CmdHello(Call& c) {
     if (version < 2 || version > 3) {
       return AppendError(c.out, "NOPROTO unsupported protocol version");
     }
-    if (version == 3) {
-      return AppendError(c.out, "NOPROTO sorry, this protocol version is not supported");
-    }
+    proto = static_cast<int>(version);
     next = 2;
   }
   std::string_view user, name;
@@ -199,13 +199,14 @@ void CmdHello(Call& c) {
     }
     c.client->name = std::string(name);
   }
-  AppendArrayHeader(c.out, 14);
+  c.client->resp_version = proto;
+  ReplyMapHeader(c, 7);
   AppendBulk(c.out, "server");
   AppendBulk(c.out, "redis");
   AppendBulk(c.out, "version");
   AppendBulk(c.out, kRedisVersion);
   AppendBulk(c.out, "proto");
-  AppendInteger(c.out, 2);
+  AppendInteger(c.out, proto);
   AppendBulk(c.out, "id");
   AppendInteger(c.out, static_cast<int64_t>(c.client->id));
   AppendBulk(c.out, "mode");
@@ -233,7 +234,7 @@ void CmdClient(Call& c) {
   }
   if (EqualsLower(sub, "getname")) {
     if (!CheckSubArity(c, "getname", 2, 2)) return;
-    if (c.client->name.empty()) return AppendNull(c.out);
+    if (c.client->name.empty()) return ReplyNull(c);
     return AppendBulk(c.out, c.client->name);
   }
   if (EqualsLower(sub, "info")) {
@@ -373,12 +374,12 @@ void CmdCommand(Call& c) {
       if (spec != nullptr) {
         AppendCommandInfo(c.out, *spec);
       } else {
-        AppendNull(c.out);
+        ReplyNull(c);
       }
     }
     return;
   }
-  if (EqualsLower(sub, "docs")) return AppendArrayHeader(c.out, 0);
+  if (EqualsLower(sub, "docs")) return ReplyMapHeader(c, 0);
   if (EqualsLower(sub, "list")) {
     AppendArrayHeader(c.out, table.size());
     for (const CommandSpec& spec : table) AppendBulk(c.out, spec.name);
@@ -417,7 +418,7 @@ void CmdConfig(Call& c) {
         }
       }
     }
-    AppendArrayHeader(c.out, n);
+    ReplyMapHeader(c, n / 2);
     c.out->append(body);
     return;
   }

@@ -93,7 +93,7 @@ void ReplyValueOrNull(Call& c, bool found, const DB::VersionedValue& v) {
   if (found) {
     AppendBulk(c.out, v.value);
   } else {
-    AppendNull(c.out);
+    ReplyNull(c);
   }
 }
 
@@ -154,7 +154,7 @@ void CmdGet(Call& c) {
   if (r.ok()) {
     AppendBulk(c.out, *r);
   } else if (r.status().IsNotFound()) {
-    AppendNull(c.out);
+    ReplyNull(c);
   } else {
     AppendStatusError(c.out, r.status());
   }
@@ -185,7 +185,7 @@ void CmdSet(Call& c) {
     if (s.ok()) {
       AppendOk(c.out);
     } else if (s.IsAborted()) {
-      AppendNull(c.out);
+      ReplyNull(c);
     } else {
       AppendStatusError(c.out, s);
     }
@@ -214,7 +214,7 @@ void CmdSet(Call& c) {
   } else if (o.get) {
     ReplyValueOrNull(c, found, old);
   } else if (condition_failed) {
-    AppendNull(c.out);
+    ReplyNull(c);
   } else {
     AppendOk(c.out);
   }
@@ -312,7 +312,7 @@ void CmdMGet(Call& c) {
     if (r.ok()) {
       AppendBulk(c.out, *r);
     } else if (r.status().IsNotFound()) {
-      AppendNull(c.out);
+      ReplyNull(c);
     } else {
       c.out->resize(start);  // an error replaces the whole reply
       AppendStatusError(c.out, r.status());
