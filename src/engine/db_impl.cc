@@ -288,8 +288,15 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     return Status::IOError("writes stopped after an earlier error: " + write_error_.ToString());
   }
   writers_.push_back(w);
-  while (!w->done && w != writers_.front()) w->cv.wait(lock);
-  if (w->done) return w->status;
+  if (writers_.front() != w) {
+    lock.unlock();
+    {
+      std::unique_lock wait(w->mu);
+      w->cv.wait(wait, [w] { return w->done || w->lead; });
+      if (w->done) return w->status;
+    }
+    lock.lock();
+  }
 
   // Leader: take every queued writer up to a size bound, then commit them with one append.
   std::vector<PendingWrite*> group;
@@ -306,13 +313,24 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
   Status s = CommitGroup(group);
   lock.lock();
   if (!s.ok() && write_error_.ok()) write_error_ = s;
+  writers_.erase(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(group.size()));
+  PendingWrite* next = writers_.empty() ? nullptr : writers_.front();
+  lock.unlock();
+  // The next leader first, so that its group commits while this one's writers wake up. Each
+  // is notified under its own mutex: once it sees done it may return and free its PendingWrite.
+  if (next != nullptr) {
+    std::lock_guard g(next->mu);
+    next->lead = true;
+    next->cv.notify_one();
+  }
   for (PendingWrite* p : group) {
-    writers_.pop_front();
+    if (p == w) continue;
+    std::lock_guard g(p->mu);
     if (!s.ok()) p->status = s;
     p->done = true;
-    if (p != w) p->cv.notify_one();
+    p->cv.notify_one();
   }
-  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  if (!s.ok()) w->status = s;
   return w->status;
 }
 

@@ -107,8 +107,12 @@ class DBImpl final : public DB {
     bool roll = false;        // Compact(): seal the active segment if it holds garbage
     uint64_t first_seq = 0;   // out: sequence of the first record written
     Status status;
-    bool done = false;
+    // Set by the leader that committed this write (done) or that hands leadership on (lead),
+    // under mu: waiting writers never contend for write_mu_ to learn their outcome.
+    std::mutex mu;
     std::condition_variable cv;
+    bool done = false;
+    bool lead = false;
   };
   struct Applied {
     uint8_t type;
