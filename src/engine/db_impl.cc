@@ -11,6 +11,10 @@ namespace varve {
 
 using namespace format;
 
+// Longest a kSync leader waits for the writers of the last group to queue again: a fraction of
+// an fdatasync (hundreds of us on SSDs), so a lone writer loses little.
+constexpr int kGroupWaitUs = 50;
+
 uint64_t Segment::data_bytes() const {
   uint64_t s = size_bytes.load(std::memory_order_relaxed);
   return s > kFileHeaderBytes ? s - kFileHeaderBytes : 0;
@@ -288,6 +292,7 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     return Status::IOError("writes stopped after an earlier error: " + write_error_.ToString());
   }
   writers_.push_back(w);
+  if (leader_waiting_ && writers_.size() >= last_group_size_) group_cv_.notify_one();
   if (writers_.front() != w) {
     lock.unlock();
     {
@@ -298,6 +303,12 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     lock.lock();
   }
 
+  if (options_.durability == Durability::kSync && writers_.size() < last_group_size_) {
+    leader_waiting_ = true;
+    group_cv_.wait_for(lock, std::chrono::microseconds(kGroupWaitUs),
+                       [this] { return writers_.size() >= last_group_size_; });
+    leader_waiting_ = false;
+  }
   // Leader: take every queued writer up to a size bound, then commit them with one append.
   std::vector<PendingWrite*> group;
   size_t bytes = 0;
@@ -309,6 +320,7 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     group.push_back(p);
     if (p->roll) break;  // sealing happens at a group boundary
   }
+  last_group_size_ = group.size();
   lock.unlock();
   Status s = CommitGroup(group);
   lock.lock();
