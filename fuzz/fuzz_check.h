@@ -46,9 +46,6 @@ inline bool Tolerated(std::string_view finding) {
 // Records and hint entries that decode but do not re-encode to the same bytes: non-minimal
 // varints, or the expiry (or user-flags) bit with a zero expiry time (or zero user flags).
 constexpr std::string_view kNonCanonical = "noncanonical";
-// ReadHintFile accepts a hint whose entry region ends with the first 17 bytes of an entry with
-// an expiry time (flags, sequence, expiry) and silently drops them.
-constexpr std::string_view kHintPartialTail = "hint-partial-tail";
 
 }  // namespace varve::fuzz
 

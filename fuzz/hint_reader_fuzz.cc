@@ -59,48 +59,55 @@ uint64_t ReadLe(const char* p, int bytes) {
   return v;
 }
 
+// A varint: 7 bits a byte, low groups first, at most 10 bytes, no bits beyond 64, shortest form.
+bool RefVarint(const char** p, const char* limit, uint64_t* v) {
+  *v = 0;
+  for (int i = 0;; ++i) {
+    if (i == 10 || *p == limit) return false;
+    uint64_t byte = static_cast<unsigned char>(*(*p)++);
+    if (i == 9 && byte > 1) return false;
+    if (i > 0 && byte == 0) return false;  // a non-minimal encoding
+    *v |= (byte & 0x7f) << (7 * i);
+    if (byte < 0x80) return true;
+  }
+}
+
 // Parses the entries in [p, limit) into *out until the region ends (true) or an entry is cut
-// short or points outside the segment (false). *partial_tail: a tolerated kHintPartialTail was
-// skipped.
+// short, is not in its shortest form or points outside the segment (false).
 bool RefParseEntries(const char* p, const char* limit, uint64_t segment_bytes,
-                     std::vector<Entry>* out, bool* partial_tail) {
-  *partial_tail = false;
+                     std::vector<Entry>* out) {
+  uint64_t prev_seq = 0, prev_end = kFileHeaderBytes;
   while (p != limit) {
-    if (Tolerated(kHintPartialTail) && limit - p == 17 && (p[0] & format::kFlagHasExpiry)) {
-      *partial_tail = true;  // what ReadHintFile does (fuzz_check.h)
-      return true;
-    }
     Entry e;
-    if (limit - p < 1 + 8) return false;
-    e.flags = static_cast<uint8_t>(p[0]);
+    e.flags = static_cast<uint8_t>(*p++);
     // Flags: type 0 or 1, bits 2-5 known, 6-7 reserved (docs/format.md).
     if ((e.flags & 0xc0) != 0 || (e.flags & 0x03) > 1) return false;
-    e.seq = ReadLe(p + 1, 8);
-    p += 9;
+    uint64_t zz;
+    if (!RefVarint(&p, limit, &zz)) return false;
+    // zigzag: even = non-negative delta zz/2, odd = negative -(zz+1)/2, mod 2^64.
+    uint64_t delta = (zz & 1) ? ~(zz >> 1) : (zz >> 1);
+    e.seq = prev_seq + delta;
     if (e.flags & format::kFlagHasExpiry) {
       if (limit - p < 8) return false;
       e.expiry_ms = ReadLe(p, 8);
       p += 8;
       if (e.expiry_ms == 0) return false;  // writers set the bit only with a time
     }
-    if (limit - p < 8) return false;
-    e.offset = static_cast<uint32_t>(ReadLe(p, 4));
-    e.size = static_cast<uint32_t>(ReadLe(p + 4, 4));
-    p += 8;
-    // varint: 7 bits a byte, low groups first, at most 10 bytes, no bits beyond 64.
-    uint64_t key_len = 0;
-    for (int i = 0;; ++i) {
-      if (i == 10 || p == limit) return false;
-      uint64_t byte = static_cast<unsigned char>(*p++);
-      if (i == 9 && byte > 1) return false;
-      if (i > 0 && byte == 0) return false;  // a non-minimal encoding
-      key_len |= (byte & 0x7f) << (7 * i);
-      if (byte < 0x80) break;
+    uint64_t gap, size, key_len;
+    if (!RefVarint(&p, limit, &gap) || !RefVarint(&p, limit, &size) ||
+        !RefVarint(&p, limit, &key_len)) {
+      return false;
     }
     if (key_len > static_cast<uint64_t>(limit - p)) return false;
-    if (e.offset < kFileHeaderBytes || uint64_t{e.offset} + e.size > segment_bytes) return false;
+    if (gap > 0xffffffffu || size > 0xffffffffu) return false;
+    uint64_t offset = prev_end + gap;
+    if (offset > 0xffffffffu || offset + size > segment_bytes) return false;
+    e.offset = static_cast<uint32_t>(offset);
+    e.size = static_cast<uint32_t>(size);
     e.key.assign(p, key_len);
     p += key_len;
+    prev_seq = e.seq;
+    prev_end = offset + size;
     out->push_back(std::move(e));
   }
   return true;
@@ -109,27 +116,25 @@ bool RefParseEntries(const char* p, const char* limit, uint64_t segment_bytes,
 struct RefResult {
   bool ok = false;
   std::vector<Entry> entries;  // parsed before the verdict (all of them if ok)
-  bool partial_tail = false;   // the entry region ends with a tolerated kHintPartialTail
 };
 
 RefResult RefReadHint(std::string_view file, uint32_t segment_id, uint64_t segment_bytes) {
   RefResult r;
   if (file.size() < kFileHeaderBytes + kHintFooterBytes) return r;
   const char* h = file.data();
-  if (file.substr(0, 8) != "VARVHNT1" || ReadLe(h + 8, 2) != 1 ||
+  if (file.substr(0, 8) != "VARVHNT2" || ReadLe(h + 8, 2) != 1 ||
       crc32c::Unmask(static_cast<uint32_t>(ReadLe(h + 28, 4))) != crc32c::Value(h, 28) ||
       ReadLe(h + 16, 4) != segment_id) {
     return r;
   }
   const char* footer = h + file.size() - kHintFooterBytes;
-  if (ReadLe(footer + 20, 4) != 0x31544e48 ||
+  if (ReadLe(footer + 20, 4) != 0x32544e48 ||
       crc32c::Unmask(static_cast<uint32_t>(ReadLe(footer + 16, 4))) !=
           crc32c::Value(h, file.size() - 8) ||
       ReadLe(footer + 8, 8) != segment_bytes) {
     return r;
   }
-  bool parsed =
-      RefParseEntries(h + kFileHeaderBytes, footer, segment_bytes, &r.entries, &r.partial_tail);
+  bool parsed = RefParseEntries(h + kFileHeaderBytes, footer, segment_bytes, &r.entries);
   r.ok = parsed && r.entries.size() == ReadLe(footer, 8);
   return r;
 }
@@ -187,9 +192,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     file.append(header, kFileHeaderBytes);
     file.append(payload);
     std::vector<Entry> parsed;
-    bool partial_tail = false;
-    RefParseEntries(payload.data(), payload.data() + payload.size(), segment_bytes, &parsed,
-                    &partial_tail);
+    RefParseEntries(payload.data(), payload.data() + payload.size(), segment_bytes, &parsed);
     uint64_t count = parsed.size() + ((mode & kHintAdjustCount) ? count_delta : 0);
     PutFixed64(&file, count);
     PutFixed64(&file, segment_bytes);
@@ -236,7 +239,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (s.ok()) {
     VARVE_FUZZ_CHECK(got == want.entries);
-    if (!want.partial_tail) CheckRewrites(segment_id, segment_bytes, got, file);
+    CheckRewrites(segment_id, segment_bytes, got, file);
   } else {
     VARVE_FUZZ_CHECK(s.IsCorruption() || s.IsNotSupported() || (faulty && s.IsIOError()));
     VARVE_FUZZ_CHECK(!s.message().empty());

@@ -13,7 +13,7 @@ constexpr uint16_t kMinorVersion = 0;
 //   magic[8] | major u16 | minor u16 | flags u32 | segment_id u32 | base_seq u64 | crc u32
 constexpr size_t kFileHeaderBytes = 32;
 constexpr std::string_view kSegmentMagic = "VARVSEG1";
-constexpr std::string_view kHintMagic = "VARVHNT1";
+constexpr std::string_view kHintMagic = "VARVHNT2";
 constexpr std::string_view kObsoleteMagic = "VARVOBS1";
 constexpr uint32_t kFileFlagCompactionOutput = 1;  // segment written by compaction
 
@@ -37,11 +37,13 @@ constexpr uint64_t kMaxValueBytes = 1024ull << 20;  // 1 GiB
 constexpr uint64_t kMinSegmentBytes = 1ull << 20;
 constexpr uint64_t kMaxSegmentBytes = 2048ull << 20;
 
-// Hint entry: flags u8 | seq u64 | [expiry_ms u64] | offset u32 | record_size u32 |
-//             varint key_len | key
+// Hint entry (entries in segment order, each relative to the one before):
+//   flags u8 | varint zigzag(seq - previous seq) | [expiry_ms u64] |
+//   varint (offset - previous record's end) | varint record_size | varint key_len | key
+// The first entry's "previous" seq is 0 and its "previous end" is the end of the file header.
 // Hint footer (24 bytes): entry_count u64 | segment_bytes u64 | crc u32 | end magic u32
 constexpr size_t kHintFooterBytes = 24;
-constexpr uint32_t kHintEndMagic = 0x31544e48;  // "HNT1"
+constexpr uint32_t kHintEndMagic = 0x32544e48;  // "HNT2"
 
 // OBSOLETE file: file header (segment_id 0) | count u32 | count x segment_id u32 | crc u32
 // (masked CRC32C of all bytes before it). Lists compaction inputs being deleted.

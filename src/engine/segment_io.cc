@@ -97,7 +97,8 @@ HintWriter::HintWriter(Env* env, std::string tmp, std::string final_path,
     : env_(env),
       tmp_path_(std::move(tmp)),
       final_path_(std::move(final_path)),
-      file_(std::move(f)) {}
+      file_(std::move(f)),
+      prev_end_(kFileHeaderBytes) {}
 
 Result<std::unique_ptr<HintWriter>> HintWriter::Create(Env* env, const std::string& dir,
                                                        uint32_t segment_id) {
@@ -119,22 +120,28 @@ Status HintWriter::FlushBuffer() {
 }
 
 Status HintWriter::Add(const HintEntry& e) {
-  char head[1 + 8 + 8 + 4 + 4 + kMaxVarint64Bytes];
+  if (e.offset < prev_end_) {
+    return Status::InvalidArgument(final_path_ + ": hint entries out of segment order at offset " +
+                                   std::to_string(e.offset));
+  }
+  char head[1 + kMaxVarint64Bytes + 8 + 3 * kMaxVarint64Bytes];
   char* p = head;
   uint8_t flags = e.flags & static_cast<uint8_t>(~kFlagHasExpiry);
   if (e.expiry_ms != 0) flags |= kFlagHasExpiry;
   *p++ = static_cast<char>(flags);
-  EncodeFixed64(p, e.seq);
-  p += 8;
+  const int64_t delta = static_cast<int64_t>(e.seq - prev_seq_);
+  p = EncodeVarint64(p, ZigZag(delta));
   if (e.expiry_ms != 0) {
     EncodeFixed64(p, e.expiry_ms);
     p += 8;
   }
-  EncodeFixed32(p, e.offset);
-  EncodeFixed32(p + 4, e.size);
-  p = EncodeVarint64(p + 8, e.key.size());
+  p = EncodeVarint64(p, e.offset - prev_end_);
+  p = EncodeVarint64(p, e.size);
+  p = EncodeVarint64(p, e.key.size());
   buf_.append(head, static_cast<size_t>(p - head));
   buf_.append(e.key);
+  prev_seq_ = e.seq;
+  prev_end_ = uint64_t{e.offset} + e.size;
   ++count_;
   if (buf_.size() >= (1 << 20)) return FlushBuffer();
   return Status::Ok();
@@ -231,39 +238,46 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
     return Status::Corruption(path + ": " + what + " in the entry at offset " +
                               std::to_string(at - data.data()));
   };
+  uint64_t prev_seq = 0, prev_end = kFileHeaderBytes;
+  // A canonical varint (what the writer produces), or nullptr.
+  auto varint = [&](const char* at, uint64_t* v) -> const char* {
+    const char* next = DecodeVarint64(at, limit, v);
+    return next != nullptr && next - at == VarintLength(*v) ? next : nullptr;
+  };
   while (p < limit) {
     HintEntry& e = group[in_group];
     const char* start = p;
     // Everything is checked before the entry is handed over: a hint that passed its checksum
     // but holds anything the writer never produces is refused whole.
-    if (limit - p < 1 + 8 + 4 + 4 + 1) return malformed(start, "truncated entry");
     e.flags = static_cast<uint8_t>(*p++);
     if ((e.flags & ~kKnownFlags) != 0 || (e.flags & kTypeMask) > kTypeTombstone) {
       return malformed(start, "unknown flags");
     }
-    e.seq = DecodeFixed64(p);
-    p += 8;
+    uint64_t seq_delta, gap, size, key_len;
+    if ((p = varint(p, &seq_delta)) == nullptr) return malformed(start, "bad sequence number");
+    e.seq = prev_seq + static_cast<uint64_t>(UnZigZag(seq_delta));
     e.expiry_ms = 0;
     if (e.flags & kFlagHasExpiry) {
-      if (limit - p < 8 + 4 + 4 + 1) return malformed(start, "truncated entry");
+      if (limit - p < 8) return malformed(start, "truncated entry");
       e.expiry_ms = DecodeFixed64(p);
       p += 8;
       if (e.expiry_ms == 0) return malformed(start, "expiry flag without an expiry time");
     }
-    e.offset = DecodeFixed32(p);
-    e.size = DecodeFixed32(p + 4);
-    p += 8;
-    uint64_t key_len;
-    const char* key = DecodeVarint64(p, limit, &key_len);
-    if (key == nullptr || key_len > static_cast<uint64_t>(limit - key)) {
+    if ((p = varint(p, &gap)) == nullptr || (p = varint(p, &size)) == nullptr ||
+        (p = varint(p, &key_len)) == nullptr || key_len > static_cast<uint64_t>(limit - p)) {
       return malformed(start, "truncated entry");
     }
-    if (key - p != VarintLength(key_len)) return malformed(start, "non-minimal key length");
-    if (uint64_t{e.offset} + e.size > segment_bytes || e.offset < kFileHeaderBytes) {
+    // prev_end < 2^33, so none of this overflows.
+    const uint64_t offset = prev_end + (gap > UINT32_MAX ? uint64_t{UINT32_MAX} + 1 : gap);
+    if (offset > UINT32_MAX || size > UINT32_MAX || offset + size > segment_bytes) {
       return malformed(start, "record outside the segment");
     }
-    e.key = std::string_view(key, key_len);
-    p = key + key_len;
+    e.offset = static_cast<uint32_t>(offset);
+    e.size = static_cast<uint32_t>(size);
+    e.key = std::string_view(p, key_len);
+    p += key_len;
+    prev_seq = e.seq;
+    prev_end = offset + size;
     ++seen;
     if (++in_group == kGroup) {
       fn(group, in_group);

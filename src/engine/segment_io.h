@@ -73,6 +73,8 @@ class HintWriter {
   std::string buf_;
   uint32_t crc_ = 0;
   uint64_t count_ = 0;
+  uint64_t prev_seq_ = 0;
+  uint64_t prev_end_;  // end of the previous entry's record
 };
 
 // Reads a whole hint file, checking header, footer and checksum, and calls fn for each entry.

@@ -65,6 +65,14 @@ inline int VarintLength(uint64_t v) {
   return n;
 }
 
+// Signed deltas as small unsigned numbers: 0, -1, 1, -2 ... become 0, 1, 2, 3 ...
+inline uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+inline int64_t UnZigZag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
 // Decodes a varint from [p, limit). Returns the byte after it, or nullptr if it is truncated or
 // longer than 10 bytes.
 inline const char* DecodeVarint64(const char* p, const char* limit, uint64_t* v) {

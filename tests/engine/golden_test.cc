@@ -2,9 +2,14 @@
 // document (and the major version, if old files no longer read) must change with it.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "engine/record.h"
+#include "engine/segment_io.h"
+#include "testutil/temp_dir.h"
+#include "varve/env.h"
 
 namespace varve {
 namespace {
@@ -43,9 +48,9 @@ TEST(GoldenTest, TombstoneRecord) {
 }
 
 TEST(GoldenTest, BatchRecordWithExpiry) {
-  std::string want = Bytes({0x7f, 0xc5, 0xad, 0xfb, 0x1c, 0x09, 0, 0, 0, 0, 0, 0, 0,
-                            0x00, 0xa8, 0xda, 0x76, 0x9b, 0x01, 0x00, 0x00,
-                            0x02, 0x01, 0x6b, 0x32, 0x76});
+  std::string want =
+      Bytes({0x7f, 0xc5, 0xad, 0xfb, 0x1c, 0x09, 0,    0,    0,    0,    0,    0,    0,
+             0x00, 0xa8, 0xda, 0x76, 0x9b, 0x01, 0x00, 0x00, 0x02, 0x01, 0x6b, 0x32, 0x76});
   std::string got;
   AppendRecord(&got, format::kTypePut | format::kFlagInBatch | format::kFlagBatchCommit, 9,
                1767225600000ull, "k2", "v");
@@ -59,14 +64,41 @@ TEST(GoldenTest, BatchRecordWithExpiry) {
 }
 
 TEST(GoldenTest, SegmentHeader) {
-  std::string want = "VARVSEG1" + Bytes({1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 0xbc, 0x28, 0xc0, 0x43});
+  std::string want = "VARVSEG1" + Bytes({1, 0, 0, 0, 0, 0, 0, 0, 1,    0,    0,    0,
+                                         0, 0, 0, 0, 0, 0, 0, 0, 0xbc, 0x28, 0xc0, 0x43});
   char got[format::kFileHeaderBytes];
   EncodeFileHeader(got, FileHeader{format::kSegmentMagic, 0, 1});
   EXPECT_EQ(std::string(got, sizeof(got)), want);
   FileHeader h;
   ASSERT_TRUE(DecodeFileHeader(want.data(), want.size(), format::kSegmentMagic, "x", &h).ok());
   EXPECT_EQ(h.segment_id, 1u);
+}
+
+TEST(GoldenTest, HintEntries) {
+  // The entries of the three records above, between the hint's header and its footer.
+  std::string want = Bytes({0x00, 0x0e, 0x00, 0x13, 0x02, 0x6b, 0x31,                    // put
+                            0x01, 0x02, 0x00, 0x11, 0x02, 0x6b, 0x31,                    // delete
+                            0x1c, 0x02, 0x00, 0xa8, 0xda, 0x76, 0x9b, 0x01, 0x00, 0x00,  // batch
+                            0x00, 0x1a, 0x02, 0x6b, 0x32});
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  auto w = HintWriter::Create(env, dir.path(), 1);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_TRUE((*w)->Add(HintEntry{format::kTypePut, 7, 0, 32, 19, "k1"}).ok());
+  ASSERT_TRUE((*w)->Add(HintEntry{format::kTypeTombstone, 8, 0, 51, 17, "k1"}).ok());
+  ASSERT_TRUE(
+      (*w)->Add(HintEntry{format::kTypePut | format::kFlagInBatch | format::kFlagBatchCommit, 9,
+                          1767225600000ull, 68, 26, "k2"})
+          .ok());
+  ASSERT_TRUE((*w)->Finish(94).ok());
+  std::ifstream in(dir.path() + "/" + HintFileName(1), std::ios::binary);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string file = buf.str();
+  ASSERT_EQ(file.size(), format::kFileHeaderBytes + want.size() + format::kHintFooterBytes);
+  EXPECT_EQ(file.substr(0, 8), "VARVHNT2");
+  EXPECT_EQ(file.substr(format::kFileHeaderBytes, want.size()), want);
+  EXPECT_EQ(file.substr(file.size() - 4), "HNT2");
 }
 
 }  // namespace

@@ -594,13 +594,44 @@ TEST_F(HintFileTest, EntryOutsideSegmentIsCorrupt) {
   Status s = Read(7, 550, &got, &got_keys);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
 
-  // An entry pointing into the file header.
+  // Offsets are encoded as gaps after the previous record, so an entry cannot point into the
+  // file header or overlap the record before it: the writer refuses such entries.
+  Result<std::unique_ptr<HintWriter>> w = HintWriter::Create(env_, dir_, 8);
+  ASSERT_TRUE(w.ok());
   std::string k = "x";
-  WriteHint(8, {HintEntry{format::kTypePut, 1, 0, 4, 10, k}}, kSegmentBytes);
-  std::vector<HintEntry> got8;
-  s = ReadHintFile(env_, HintPath(8), 8, kSegmentBytes,
-                   [&](const HintEntry& e) { got8.push_back(e); });
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_FALSE((*w)->Add(HintEntry{format::kTypePut, 1, 0, 4, 10, k}).ok());
+  EXPECT_TRUE((*w)->Add(HintEntry{format::kTypePut, 1, 0, 100, 10, k}).ok());
+  EXPECT_FALSE((*w)->Add(HintEntry{format::kTypePut, 2, 0, 105, 10, k}).ok());
+  (*w)->Abandon();
+}
+
+TEST_F(HintFileTest, EntriesAreDeltaEncoded) {
+  // Sequence numbers going down (compaction output) and gaps between records round-trip.
+  std::string a = "alpha", b = "b", c = std::string(300, 'c');
+  std::vector<HintEntry> entries = {
+      HintEntry{format::kTypePut, 1000, 0, 32, 40, a},
+      HintEntry{format::kTypeTombstone, 7, 0, 72, 20, b},
+      HintEntry{format::kTypePut | format::kFlagHasExpiry, ~uint64_t{0}, 1767225600000, 200, 400,
+                c},
+      HintEntry{format::kTypePut, 0, 0, 600, 1, a},
+  };
+  WriteHint(9, entries, 601);
+  std::vector<HintEntry> got;
+  std::vector<std::string> got_keys;
+  ASSERT_TRUE(Read(9, 601, &got, &got_keys).ok());
+  ASSERT_EQ(got.size(), entries.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].flags, entries[i].flags) << i;
+    EXPECT_EQ(got[i].seq, entries[i].seq) << i;
+    EXPECT_EQ(got[i].expiry_ms, entries[i].expiry_ms) << i;
+    EXPECT_EQ(got[i].offset, entries[i].offset) << i;
+    EXPECT_EQ(got[i].size, entries[i].size) << i;
+    EXPECT_EQ(got_keys[i], entries[i].key) << i;
+  }
+  // The common entry is 6 bytes + key: flags, seq delta, gap, size (2 bytes), key length.
+  EXPECT_EQ(ReadAll(HintPath(9)).size(),
+            kFileHeaderBytes + (1 + 2 + 1 + 1 + 1 + 5) + (1 + 2 + 1 + 1 + 1 + 1) +
+                (1 + 1 + 8 + 1 + 2 + 2 + 300) + (1 + 1 + 1 + 1 + 1 + 5) + format::kHintFooterBytes);
 }
 
 TEST_F(HintFileTest, SegmentMagicInHintIsCorrupt) {
