@@ -21,6 +21,7 @@
 #include "engine/check.h"
 #include "engine/record_format.h"
 #include "engine/repair.h"
+#include "table_commands.h"
 #include "varve/db.h"
 #include "varve/env.h"
 #include "varve/options.h"
@@ -463,9 +464,9 @@ int Main(int argc, char** argv) {
 
   GlobalFlags g;
   std::string index = "hash", durability = "none";
-  app.add_option("-d,--data-dir", g.data_dir, "Store directory (put and load create it)")
-      ->type_name("DIR")
-      ->required();
+  app.add_option("-d,--data-dir", g.data_dir,
+                 "Store directory (put and load create it); needed by every command but table")
+      ->type_name("DIR");
   app.add_option("--index", index,
                  "In-memory index: hash (smallest; scans in no particular order) or ordered "
                  "(scans in key order)")
@@ -555,6 +556,8 @@ int Main(int argc, char** argv) {
       "the store open. Prints each problem as 'FILE offset N: WHAT', then a summary line.\n"
       "Exits 0 if the store is clean, 1 if damage was found, 2 if the directory cannot be read.");
 
+  std::shared_ptr<TableCommands> table = AddTableCommands(&app);
+
   // Set after the subcommands so that they do not inherit it.
   app.footer(kFooter);
   if (argc == 1) {
@@ -566,6 +569,12 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);  // prints help (rc 0) or the error
     return rc == 0 ? kExitOk : kExitTrouble;
+  }
+
+  if (TableCommandSelected(*table)) return RunTableCommands(*table);
+  if (g.data_dir.empty()) {
+    std::fputs("--data-dir is required\nRun with --help for more information.\n", stderr);
+    return kExitTrouble;
   }
 
   g.index = index == "ordered" ? IndexKind::kOrdered : IndexKind::kHash;
