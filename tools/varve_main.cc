@@ -372,8 +372,25 @@ nlohmann::ordered_json StatsJson(const Stats& st) {
   j["index_memory_bytes"] = st.index_memory_bytes;
   j["last_sequence"] = st.last_sequence;
   j["durable_sequence"] = st.durable_sequence;
+  j["tables"] = st.tables;
+  j["table_entries"] = st.table_entries;
   j["write_amplification"] = st.write_amplification;
   return j;
+}
+
+int CmdAttach(const GlobalFlags& g, const std::string& file) {
+  Result<std::unique_ptr<DB>> db = OpenStore(g, /*create=*/true);
+  if (!db.ok()) return Trouble(db.status());
+  std::string name;
+  Status s = (*db)->AttachTable(file, &name);
+  if (s.ok()) std::fprintf(stderr, "attached %s as table %s\n", file.c_str(), name.c_str());
+  return CloseStore(db->get(), s);
+}
+
+int CmdDetach(const GlobalFlags& g, const std::string& name) {
+  Result<std::unique_ptr<DB>> db = OpenStore(g, /*create=*/false);
+  if (!db.ok()) return Trouble(db.status());
+  return CloseStore(db->get(), (*db)->DetachTable(name));
 }
 
 int CmdStats(const GlobalFlags& g) {
@@ -538,6 +555,16 @@ int Main(int argc, char** argv) {
       ".\n"
       "\nExample: varve -d DIR load dump.jsonl --format jsonl");
 
+  std::string attach_file, detach_name;
+  CLI::App* attach = app.add_subcommand(
+      "attach", "Attach a table file (varve table build) as a read-only layer under live data");
+  attach->add_option("FILE", attach_file, "Table file")->required();
+  attach->footer(
+      "\nThe file is copied into DIR/tables. Reads see live data first, then the newest table.\n"
+      "Attaching a file with the base name of an attached table replaces it atomically.");
+  CLI::App* detach = app.add_subcommand("detach", "Remove an attached table layer");
+  detach->add_option("NAME", detach_name, "The table's name (its file's base name)")->required();
+
   CLI::App* stats = app.add_subcommand("stats", "Print the store's statistics as JSON");
   CLI::App* compact =
       app.add_subcommand("compact", "Rewrite segments that hold dead records, reclaiming space");
@@ -590,6 +617,8 @@ int Main(int argc, char** argv) {
   if (*scan) return CmdScan(g, scan_args);
   if (*load) return CmdLoad(g, load_args);
   if (*stats) return CmdStats(g);
+  if (*attach) return CmdAttach(g, attach_file);
+  if (*detach) return CmdDetach(g, detach_name);
   if (*compact) return CmdCompact(g);
   if (*check) return CmdCheck(g);
   if (*repair) return CmdRepair(g);

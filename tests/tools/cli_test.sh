@@ -306,6 +306,23 @@ printf '\xff\xff\xff\xff' | dd of="$T/flip" bs=1 seek=2000 conv=notrunc status=n
 run table check "$T/flip"
 check "table check finds a damaged block (exit 1)" eval 'rc_is 1 && out_has "checksum mismatch at offset"'
 
+TDB=$TMP/tdb
+run -d "$TDB" put live 1
+run -d "$TDB" attach "$T/t1"
+check "attach a table" eval 'rc_is 0 && err_has "as table t1"'
+run -d "$TDB" get b
+check "get falls through to the attached table" eval 'rc_is 0 && out_is "2\n"'
+run -d "$TDB" del b
+run -d "$TDB" get b
+check "a delete hides a table's key" eval 'rc_is 1'
+run -d "$TDB" stats
+check "stats count attached tables" eval 'rc_is 0 && out_has "\"tables\": 1"'
+run -d "$TDB" attach "$T/cut"
+check "attaching a damaged table is refused" eval 'rc_is 2 && err_has "offset"'
+run -d "$TDB" detach t1
+run -d "$TDB" get a
+check "detach removes the layer" eval 'rc_is 1'
+
 if [[ $failures -gt 0 ]]; then
   echo "$failures check(s) FAILED"
   exit 1
