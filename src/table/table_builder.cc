@@ -71,25 +71,18 @@ class TableBuilderImpl final : public TableBuilder {
         status_ = Status::InvalidArgument("table builder: too many blocks (raise block size)");
         return status_;
       }
-      // Sparse spill entry: block offset u64, key length u32, key.
-      char b[12];
-      EncodeFixed64(b, out_->Size());
-      EncodeFixed32(b + 8, static_cast<uint32_t>(key.size()));
-      status_ = sparse_->Append(std::string_view(b, 12));
-      if (status_.ok()) status_ = sparse_->Append(key);
-      if (!status_.ok()) return status_;
-      sparse_key_bytes_ += key.size();
+      first_key_.assign(key);
     }
     offsets_.push_back(static_cast<uint32_t>(raw_.size()));
     PutVarint64(&raw_, key.size());
     PutVarint64(&raw_, value.size() << 1 | (tombstone ? 1 : 0));
     raw_.append(key);
     raw_.append(value);
-    // Hash spill entry: hash u64, location u32.
-    char h[12];
+    // Hash spill entry: hash u64, slot location u64.
+    char h[16];
     EncodeFixed64(h, HashKey(key));
-    EncodeFixed32(h + 8, static_cast<uint32_t>(blocks_ << 8 | (offsets_.size() - 1)));
-    status_ = hashes_->Append(std::string_view(h, 12));
+    EncodeFixed64(h + 8, SlotLocation(blocks_, offsets_.back()));
+    status_ = hashes_->Append(std::string_view(h, 16));
     if (!status_.ok()) return status_;
     last_key_.assign(key);
     ++entries_;
@@ -130,6 +123,12 @@ class TableBuilderImpl final : public TableBuilder {
     raw_.clear();
     offsets_.clear();
     ++blocks_;
+    // Sparse spill entry: block offset u64 (compression in bits 62..63), key length u32, key.
+    char b[12];
+    EncodeFixed64(b, out_->Size() | uint64_t{static_cast<uint8_t>(used)} << 62);
+    EncodeFixed32(b + 8, static_cast<uint32_t>(first_key_.size()));
+    VARVE_RETURN_IF_ERROR(sparse_->Append(std::string_view(b, 12)));
+    VARVE_RETURN_IF_ERROR(sparse_->Append(first_key_));
     return out_->Append(compressed_);
   }
 
@@ -275,11 +274,11 @@ class TableBuilderImpl final : public TableBuilder {
         writers.push_back(std::move(w));
       }
       VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, hash_path()));
-      char e[12];
+      char e[16];
       for (uint64_t i = 0; i < entries_; ++i) {
-        VARVE_RETURN_IF_ERROR(r->Read(12, e));
+        VARVE_RETURN_IF_ERROR(r->Read(16, e));
         uint64_t p = HomeSlot(DecodeFixed64(e), home_slots) / per_partition;
-        VARVE_RETURN_IF_ERROR(writers[p]->Append(std::string_view(e, 12)));
+        VARVE_RETURN_IF_ERROR(writers[p]->Append(std::string_view(e, 16)));
       }
       for (auto& w : writers) VARVE_RETURN_IF_ERROR(w->Close());
     }
@@ -312,11 +311,11 @@ class TableBuilderImpl final : public TableBuilder {
       next_carry.clear();
       for (uint64_t s : carry) put(0, s);
       VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, files[p]));
-      char e[12];
+      char e[16];
       while (!r->AtEnd()) {
-        VARVE_RETURN_IF_ERROR(r->Read(12, e));
+        VARVE_RETURN_IF_ERROR(r->Read(16, e));
         uint64_t h = DecodeFixed64(e);
-        uint64_t slot = uint64_t{DecodeFixed32(e + 8)} << 32 | Fingerprint(h);
+        uint64_t slot = DecodeFixed64(e + 8) | Fingerprint(h);
         put(HomeSlot(h, home_slots) - begin, slot);
       }
       carry.swap(next_carry);
@@ -353,6 +352,7 @@ class TableBuilderImpl final : public TableBuilder {
   Status status_;
   bool finished_ = false;
   std::string last_key_;
+  std::string first_key_;  // of the block being filled
   std::string raw_;
   std::string compressed_;
   std::vector<uint32_t> offsets_;

@@ -16,7 +16,7 @@ constexpr uint64_t kHeaderSize = 16;
 // Block trailer after the (possibly compressed) block bytes: raw size u32, compression u8,
 // checksum u32 (low 32 bits of XXH3-64 over the block bytes, raw size and compression byte).
 constexpr uint64_t kBlockTrailerSize = 9;
-// A block holds at most this many records (the record index in a hash slot is 8 bits).
+// A block holds at most this many records.
 constexpr uint32_t kMaxRecordsPerBlock = 255;
 // Hash slots address blocks with 24 bits.
 constexpr uint64_t kMaxBlocks = 1ull << 24;
@@ -25,9 +25,16 @@ constexpr uint32_t kMaxBlockSize = 1u << 20;
 // Largest raw block accepted by a reader (a single huge record makes a big block).
 constexpr uint64_t kMaxRawBlockSize = 1ull << 31;
 
-// Hash index: home slots = ceil(entries * 8 / 7) (load 7/8), 8-byte slots:
-// fingerprint u32 (0 = empty), location u32 = block << 8 | record index.
+// Hash index: home slots = ceil(entries * 8 / 7) (load 7/8), 8-byte slots (u64): bits 0..19
+// fingerprint (0 = empty slot), bits 20..39 the record's offset in its raw block, bits 40..63 the
+// block number.
 constexpr uint64_t kSlotSize = 8;
+constexpr uint64_t kFingerprintMask = (1ull << 20) - 1;
+inline uint64_t SlotLocation(uint64_t block, uint64_t offset) { return block << 40 | offset << 20; }
+inline uint64_t SlotBlock(uint64_t slot) { return slot >> 40; }
+inline uint64_t SlotOffset(uint64_t slot) { return (slot >> 20) & ((1ull << 20) - 1); }
+// Sparse index block offsets: bits 0..61 the file offset, bits 62..63 the block's compression.
+constexpr uint64_t kBlockOffsetMask = (1ull << 62) - 1;
 inline uint64_t HomeSlotsFor(uint64_t entries) {
   uint64_t n = (entries * 8 + 6) / 7;
   return n == 0 ? 1 : n;

@@ -13,8 +13,8 @@
 namespace varve::table {
 
 uint64_t HashKey(std::string_view key);
-inline uint32_t Fingerprint(uint64_t h) {
-  uint32_t fp = static_cast<uint32_t>(h);
+inline uint64_t Fingerprint(uint64_t h) {
+  uint64_t fp = h & kFingerprintMask;
   return fp == 0 ? 1 : fp;
 }
 inline uint64_t HomeSlot(uint64_t h, uint64_t home_slots) {

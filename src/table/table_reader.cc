@@ -62,6 +62,25 @@ struct BlockView {
   }
 };
 
+// Decodes the record at off in raw (bounded by the block's end); false if it does not fit.
+bool DecodeRecordAt(std::string_view raw, uint64_t off, RecordView* r) {
+  const char* p = raw.data() + off;
+  const char* limit = raw.data() + raw.size() - 4;
+  uint64_t klen, vword;
+  p = DecodeVarint64(p, limit, &klen);
+  if (p == nullptr) return false;
+  p = DecodeVarint64(p, limit, &vword);
+  if (p == nullptr) return false;
+  const uint64_t vlen = vword >> 1;
+  r->tombstone = (vword & 1) != 0;
+  if (r->tombstone && vlen != 0) return false;
+  const uint64_t room = static_cast<uint64_t>(limit - p);
+  if (klen > room || vlen > room - klen) return false;
+  r->key = std::string_view(p, klen);
+  r->value = std::string_view(p + klen, vlen);
+  return true;
+}
+
 class TableReaderImpl final : public TableReader,
                               public std::enable_shared_from_this<TableReaderImpl> {
  public:
@@ -153,6 +172,9 @@ class TableReaderImpl final : public TableReader,
     hash_ = data_ + hash_offset_;
     uint64_t prev = kHeaderSize;
     if (BlockOffset(0) != kHeaderSize) return Bad("first block offset wrong", sparse_offset);
+    if (BlockType(p.blocks) != TableCompression::kNone) {
+      return Bad("data end offset has type bits", sparse_offset + 8 * p.blocks);
+    }
     for (uint64_t i = 1; i <= p.blocks; ++i) {
       uint64_t o = BlockOffset(i);
       if (o < prev + kBlockTrailerSize || o > sparse_offset) {
@@ -194,7 +216,12 @@ class TableReaderImpl final : public TableReader,
     return true;
   }
 
-  uint64_t BlockOffset(uint64_t i) const { return DecodeFixed64(block_offsets_ + 8 * i); }
+  uint64_t BlockOffset(uint64_t i) const {
+    return DecodeFixed64(block_offsets_ + 8 * i) & kBlockOffsetMask;
+  }
+  TableCompression BlockType(uint64_t i) const {
+    return static_cast<TableCompression>(DecodeFixed64(block_offsets_ + 8 * i) >> 62);
+  }
   std::string_view SparseKey(uint64_t i) const {
     uint32_t b = DecodeFixed32(key_offsets_ + 4 * i);
     uint32_t e = DecodeFixed32(key_offsets_ + 4 * (i + 1));
@@ -212,10 +239,7 @@ class TableReaderImpl final : public TableReader,
     const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
     const uint64_t stored = end - kBlockTrailerSize - start;
     if (verified_[b].load(std::memory_order_acquire) == 0) {
-      if (BlockChecksum(data_ + start, end - start - 4) != DecodeFixed32(t + 5)) {
-        return Bad("block " + Hex(b) + ": checksum mismatch", start);
-      }
-      verified_[b].store(1, std::memory_order_release);
+      VARVE_RETURN_IF_ERROR(VerifyBlock(b));
     }
     if (type == TableCompression::kNone) {
       if (raw_size != stored) return Bad("block " + Hex(b) + ": size mismatch", start);
@@ -238,6 +262,25 @@ class TableReaderImpl final : public TableReader,
     return Status::Ok();
   }
 
+  // Checks block b's checksum and that its trailer agrees with the sparse index; once done, a
+  // block's bytes are trusted (the file does not change while open).
+  Status VerifyBlock(uint64_t b) const {
+    const uint64_t start = BlockOffset(b);
+    const uint64_t end = BlockOffset(b + 1);
+    const char* t = data_ + end - kBlockTrailerSize;
+    if (BlockChecksum(data_ + start, end - start - 4) != DecodeFixed32(t + 5)) {
+      return Bad("block " + Hex(b) + ": checksum mismatch", start);
+    }
+    const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
+    if (type != BlockType(b))
+      return Bad("block " + Hex(b) + ": compression differs from the index", start);
+    if (type == TableCompression::kNone && DecodeFixed32(t) != end - kBlockTrailerSize - start) {
+      return Bad("block " + Hex(b) + ": size mismatch", start);
+    }
+    verified_[b].store(1, std::memory_order_release);
+    return Status::Ok();
+  }
+
   Status BadRecord(uint64_t b, uint32_t i) const {
     return Bad("block " + Hex(b) + ": record " + Hex(i) + " damaged", BlockOffset(b));
   }
@@ -246,21 +289,31 @@ class TableReaderImpl final : public TableReader,
     if (props_.entries == 0) return Status::NotFound();
     thread_local std::string scratch;
     const uint64_t h = HashKey(key);
-    const uint32_t fp = Fingerprint(h);
+    const uint64_t fp = Fingerprint(h);
     for (uint64_t s = HomeSlot(h, home_slots_); s < physical_slots_; ++s) {
       const uint64_t slot = DecodeFixed64(hash_ + s * kSlotSize);
-      const uint32_t sfp = static_cast<uint32_t>(slot);
+      const uint64_t sfp = slot & kFingerprintMask;
       if (sfp == 0) break;
       if (sfp != fp) continue;
-      const uint32_t loc = static_cast<uint32_t>(slot >> 32);
-      const uint64_t b = loc >> 8;
-      const uint32_t i = loc & 0xff;
+      const uint64_t b = SlotBlock(slot);
+      const uint64_t off = SlotOffset(slot);
       if (b >= props_.blocks) return Bad("hash slot " + Hex(s) + " names no block", hash_offset_);
-      BlockView block;
-      VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
-      if (i >= block.count) return BadRecord(b, i);
+      // The slot gives the record's place: an uncompressed block is read in place, with no
+      // look at its trailer or offset table (the first read of a block checks its checksum).
+      std::string_view raw;
+      if (verified_[b].load(std::memory_order_acquire) != 0 &&
+          BlockType(b) == TableCompression::kNone) {
+        const uint64_t start = BlockOffset(b);
+        raw = std::string_view(data_ + start, BlockOffset(b + 1) - kBlockTrailerSize - start);
+      } else {
+        BlockView block;
+        VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
+        raw = block.raw;
+      }
       RecordView r;
-      if (!block.Record(i, &r)) return BadRecord(b, i);
+      if (raw.size() < 4 || off >= raw.size() - 4 || !DecodeRecordAt(raw, off, &r)) {
+        return Bad("block " + Hex(b) + ": no record at block offset " + Hex(off), BlockOffset(b));
+      }
       if (r.key != key) continue;  // fingerprint collision
       value->assign(r.value);
       *tombstone = r.tombstone;
