@@ -498,10 +498,8 @@ Result<std::shared_ptr<TableReader>> TableReader::Open(const std::string& path) 
   }
   ::close(fd);
   VARVE_RETURN_IF_ERROR(t->Init(path, data, st.st_size));
-  if (t->map_ != nullptr) {
-    // Point lookups touch one hash slot and one block: no readahead.
-    madvise(t->map_, t->map_size_, MADV_RANDOM);
-  }
+  // No MADV_RANDOM: it would also turn off the kernel's fault-around, so that every page a Get
+  // or scan touches for the first time costs its own page fault.
   return std::shared_ptr<TableReader>(std::move(t));
 }
 
