@@ -7,12 +7,17 @@
 #include <string_view>
 
 #include "table/table_format.h"
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL  // the hash is on every Get
+#endif
+#include <xxhash.h>
+
 #include "varve/env.h"
 #include "varve/table.h"
 
 namespace varve::table {
 
-uint64_t HashKey(std::string_view key);
+inline uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 inline uint64_t Fingerprint(uint64_t h) {
   uint64_t fp = h & kFingerprintMask;
   return fp == 0 ? 1 : fp;

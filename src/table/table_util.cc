@@ -5,12 +5,9 @@
 #include <cstring>
 
 #include "table/table_internal.h"
-#define XXH_INLINE_ALL  // on every Get
-#include <xxhash.h>
 
 namespace varve::table {
 
-uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 uint32_t BlockChecksum(const char* data, size_t n) {
   return static_cast<uint32_t>(XXH3_64bits(data, n));
 }
