@@ -21,6 +21,7 @@
 #include "engine/check.h"
 #include "engine/record_format.h"
 #include "engine/repair.h"
+#include "table_commands.h"
 #include "varve/db.h"
 #include "varve/env.h"
 #include "varve/options.h"
@@ -371,8 +372,25 @@ nlohmann::ordered_json StatsJson(const Stats& st) {
   j["index_memory_bytes"] = st.index_memory_bytes;
   j["last_sequence"] = st.last_sequence;
   j["durable_sequence"] = st.durable_sequence;
+  j["tables"] = st.tables;
+  j["table_entries"] = st.table_entries;
   j["write_amplification"] = st.write_amplification;
   return j;
+}
+
+int CmdAttach(const GlobalFlags& g, const std::string& file) {
+  Result<std::unique_ptr<DB>> db = OpenStore(g, /*create=*/true);
+  if (!db.ok()) return Trouble(db.status());
+  std::string name;
+  Status s = (*db)->AttachTable(file, &name);
+  if (s.ok()) std::fprintf(stderr, "attached %s as table %s\n", file.c_str(), name.c_str());
+  return CloseStore(db->get(), s);
+}
+
+int CmdDetach(const GlobalFlags& g, const std::string& name) {
+  Result<std::unique_ptr<DB>> db = OpenStore(g, /*create=*/false);
+  if (!db.ok()) return Trouble(db.status());
+  return CloseStore(db->get(), (*db)->DetachTable(name));
 }
 
 int CmdStats(const GlobalFlags& g) {
@@ -463,9 +481,9 @@ int Main(int argc, char** argv) {
 
   GlobalFlags g;
   std::string index = "hash", durability = "none";
-  app.add_option("-d,--data-dir", g.data_dir, "Store directory (put and load create it)")
-      ->type_name("DIR")
-      ->required();
+  app.add_option("-d,--data-dir", g.data_dir,
+                 "Store directory (put and load create it); needed by every command but table")
+      ->type_name("DIR");
   app.add_option("--index", index,
                  "In-memory index: hash (smallest; scans in no particular order) or ordered "
                  "(scans in key order)")
@@ -537,6 +555,16 @@ int Main(int argc, char** argv) {
       ".\n"
       "\nExample: varve -d DIR load dump.jsonl --format jsonl");
 
+  std::string attach_file, detach_name;
+  CLI::App* attach = app.add_subcommand(
+      "attach", "Attach a table file (varve table build) as a read-only layer under live data");
+  attach->add_option("FILE", attach_file, "Table file")->required();
+  attach->footer(
+      "\nThe file is copied into DIR/tables. Reads see live data first, then the newest table.\n"
+      "Attaching a file with the base name of an attached table replaces it atomically.");
+  CLI::App* detach = app.add_subcommand("detach", "Remove an attached table layer");
+  detach->add_option("NAME", detach_name, "The table's name (its file's base name)")->required();
+
   CLI::App* stats = app.add_subcommand("stats", "Print the store's statistics as JSON");
   CLI::App* compact =
       app.add_subcommand("compact", "Rewrite segments that hold dead records, reclaiming space");
@@ -555,6 +583,8 @@ int Main(int argc, char** argv) {
       "the store open. Prints each problem as 'FILE offset N: WHAT', then a summary line.\n"
       "Exits 0 if the store is clean, 1 if damage was found, 2 if the directory cannot be read.");
 
+  std::shared_ptr<TableCommands> table = AddTableCommands(&app);
+
   // Set after the subcommands so that they do not inherit it.
   app.footer(kFooter);
   if (argc == 1) {
@@ -566,6 +596,12 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);  // prints help (rc 0) or the error
     return rc == 0 ? kExitOk : kExitTrouble;
+  }
+
+  if (TableCommandSelected(*table)) return RunTableCommands(*table);
+  if (g.data_dir.empty()) {
+    std::fputs("--data-dir is required\nRun with --help for more information.\n", stderr);
+    return kExitTrouble;
   }
 
   g.index = index == "ordered" ? IndexKind::kOrdered : IndexKind::kHash;
@@ -581,6 +617,8 @@ int Main(int argc, char** argv) {
   if (*scan) return CmdScan(g, scan_args);
   if (*load) return CmdLoad(g, load_args);
   if (*stats) return CmdStats(g);
+  if (*attach) return CmdAttach(g, attach_file);
+  if (*detach) return CmdDetach(g, detach_name);
   if (*compact) return CmdCompact(g);
   if (*check) return CmdCheck(g);
   if (*repair) return CmdRepair(g);

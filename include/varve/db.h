@@ -40,6 +40,8 @@ struct Stats {
   uint64_t write_groups = 0;        // group commits (one append per group)
   uint64_t index_memory_bytes = 0;  // memory held by the index, keys included
   uint64_t last_sequence = 0;
+  uint64_t tables = 0;         // attached tables (AttachTable)
+  uint64_t table_entries = 0;  // records in them, tombstones included
   // Every write with a sequence number up to this one is on disk (fdatasync'ed).
   uint64_t durable_sequence = 0;
   // (log + compaction bytes written) / user bytes written.
@@ -83,6 +85,19 @@ class DB {
   // Seals the active segment if it holds dead records and compacts every segment with dead
   // bytes, then returns. Runs alongside reads and writes.
   virtual Status Compact() = 0;
+  // Attaches the immutable table at path (include/varve/table.h) as a read-only layer under the
+  // live data: a key the live data does not hold is looked up in the tables, newest first (a
+  // table tombstone hides the key in older tables). The file is copied into DIR/tables and
+  // listed in DIR/TABLES, so it stays attached across restarts. Attaching a file whose base name
+  // is already attached replaces that layer atomically: each read sees the old table or the new
+  // one, never a mix; the old file is released when its last reader is done. *name (if given)
+  // receives the layer's name (the base name). Deleting a key held by a table writes a tombstone
+  // that the store keeps as long as it shadows the key. Table values report version
+  // 2^63 + (a counter bumped by every attach and detach) to GetVersioned and CompareAndSet.
+  virtual Status AttachTable(const std::string& path, std::string* name = nullptr) = 0;
+  // Removes the layer of that name; NotFound if there is none.
+  virtual Status DetachTable(const std::string& name) = 0;
+
   // Makes every acknowledged write durable now.
   virtual Status Sync() = 0;
   virtual Stats GetStats() = 0;

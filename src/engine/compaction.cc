@@ -211,6 +211,7 @@ struct Copied {
   IndexEntry old;    // where the record was (valid for puts)
   IndexEntry moved;  // where it goes; offset relative to the output buffer until flushed
   bool tombstone;
+  bool shadow;  // a tombstone the index keeps (it hides a table's key): moves like a live record
   uint8_t flags;
   uint64_t seq;
   uint64_t expiry_ms;
@@ -252,6 +253,12 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
       out->NoteSeq(c.seq);
       if (c.tombstone) {
         out->NoteTombstone(c.seq, c.moved.size);
+        IndexEntry m = c.moved;
+        m.flags = IndexEntry::kTombstone;
+        if (c.shadow && index_->ReplaceIf(c.key, c.old, m)) {
+          out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
+          NoteDead(c.old.segment, c.old.size);
+        }
       } else if (index_->ReplaceIf(c.key, c.old, c.moved)) {
         out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
         NoteDead(c.old.segment, c.old.size);
@@ -282,7 +289,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     out_records.clear();
     return Status::Ok();
   };
-  auto copy = [&](const RecordView& rec, uint8_t type, const IndexEntry& old) -> Status {
+  auto copy = [&](const RecordView& rec, uint8_t type, const IndexEntry& old,
+                  bool shadow = false) -> Status {
     size_t size =
         RecordSize(rec.key.size(), type == kTypePut ? rec.value.size() : 0,
                    type == kTypePut && rec.expiry_ms != 0, type == kTypePut && rec.user_flags != 0);
@@ -299,6 +307,7 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     c.key.assign(rec.key);
     c.old = old;
     c.tombstone = type == kTypeTombstone;
+    c.shadow = shadow;
     c.expiry_ms = type == kTypePut ? rec.expiry_ms : 0;
     c.flags = type;
     c.moved.segment = out->id;
@@ -320,12 +329,17 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
   // Each (key, sequence) tombstone is kept once, however many inputs hold a copy (copies
   // appear when a crash interrupted an earlier compaction between writing and deleting).
   std::set<std::pair<std::string, uint64_t>> kept_tombstones;
-  auto keep_tombstone = [&](const RecordView& rec) -> Status {
+  auto keep_tombstone = [&](const RecordView& rec, uint32_t segment, uint64_t offset) -> Status {
+    IndexEntry cur;
+    bool indexed = index_->Get(rec.key, &cur);
+    if (indexed && cur.tombstone() && cur.segment == segment && cur.offset == offset) {
+      return copy(rec, kTypeTombstone, cur, /*shadow=*/true);  // hides a table's key
+    }
     if (droppable(0, rec.seq)) return Status::Ok();
     // A live version of the key is newer than any tombstone of it (a delete removes the key
-    // from the index) and shadows older records as well as the tombstone does.
-    IndexEntry cur;
-    if (index_->Get(rec.key, &cur)) return Status::Ok();
+    // from the index, or replaces it with a newer tombstone) and shadows older records as well
+    // as the tombstone does.
+    if (indexed) return Status::Ok();
     if (!kept_tombstones.emplace(std::string(rec.key), rec.seq).second) return Status::Ok();
     return copy(rec, kTypeTombstone, IndexEntry{});
   };
@@ -356,7 +370,7 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
         break;
       }
       if (rec.tombstone()) {
-        status = keep_tombstone(rec);
+        status = keep_tombstone(rec, in->id, offset);
         continue;
       }
       IndexEntry cur;
@@ -365,8 +379,12 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
         // An expired record still shadows older versions of its key, whether or not the index
         // still points at it (an open drops expired keys from the index): it becomes a
         // tombstone unless nothing older can exist.
+        if (indexed && TablesHold(rec.key)) {
+          status = copy(rec, kTypeTombstone, cur, /*shadow=*/true);  // keeps hiding the table's key
+          continue;
+        }
         if (indexed && index_->RemoveIf(rec.key, cur)) NoteDead(in->id, cur.size);
-        status = keep_tombstone(rec);
+        status = keep_tombstone(rec, in->id, offset);
         continue;
       }
       if (!indexed) continue;

@@ -119,7 +119,20 @@ Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
   VersionedValue v;
   for (int attempt = 0;; ++attempt) {
     IndexEntry e;
-    if (!index_->Get(key, &e)) break;
+    if (!index_->Get(key, &e)) {
+      if (tables_ != nullptr && !tables_->empty()) {
+        // Not in the live data: the tables, newest first.
+        std::shared_ptr<const TableLayers::Set> set = tables_->Current();
+        Status s = TableLayers::Get(*set, key, &v.value);
+        if (s.ok()) {
+          v.version = TableLayers::TableVersion(*set);
+          return v;
+        }
+        if (!s.IsNotFound()) return s;
+      }
+      break;
+    }
+    if (e.tombstone()) break;  // a delete shadowing a table's key
     bool moved;
     Status s = ReadEntry(key, e, &v, &moved);
     if (moved) {
@@ -147,6 +160,7 @@ Result<uint64_t> DBImpl::CurrentVersion(std::string_view key, IndexEntry* where,
   IndexEntry e;
   if (present != nullptr) *present = false;
   while (index_->Get(key, &e)) {
+    if (e.tombstone()) return uint64_t{0};  // deleted (shadows a table's key)
     VersionedValue v;
     bool moved;
     Status s = ReadEntry(key, e, &v, &moved);
@@ -157,6 +171,13 @@ Result<uint64_t> DBImpl::CurrentVersion(std::string_view key, IndexEntry* where,
     if (!s.ok()) return s;
     if (expiry_ms != nullptr) *expiry_ms = v.expiry_ms;
     return v.version;
+  }
+  if (tables_ != nullptr && !tables_->empty()) {
+    std::shared_ptr<const TableLayers::Set> set = tables_->Current();
+    std::string value;
+    Status s = TableLayers::Get(*set, key, &value);
+    if (s.ok()) return TableLayers::TableVersion(*set);
+    if (!s.IsNotFound()) return s;
   }
   return uint64_t{0};
 }
@@ -353,8 +374,8 @@ Status DBImpl::CheckVersion(const VersionCheck& check,
   IndexEntry e;
   if (it != overlay.end()) {
     current = it->second;
-  } else if (!index_->Get(check.key, &e)) {
-    current = 0;
+  } else if (!index_->Get(check.key, &e) || e.tombstone()) {
+    VARVE_ASSIGN_OR_RETURN(current, CurrentVersion(check.key));  // 0, or a table's version
   } else if (check.read && e.SameLocation(check.where)) {
     // The record read before the lock is still the key's newest (unless it expired since).
     bool expired = check.expiry_ms != 0 && check.expiry_ms <= NowUnixMs();
@@ -482,6 +503,17 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       had_old = index_->Put(a.key, e, &old);
       active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
       puts_.fetch_add(1, std::memory_order_relaxed);
+    } else if (TablesHold(a.key)) {
+      // The tombstone stays in the index (and is kept by compaction) while it hides the key.
+      IndexEntry e;
+      e.segment = active_->id;
+      e.offset = a.offset;
+      e.size = a.size;
+      e.flags = IndexEntry::kTombstone;
+      had_old = index_->Put(a.key, e, &old);
+      active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
+      active_->NoteTombstone(a.seq, a.size);
+      deletes_.fetch_add(1, std::memory_order_relaxed);
     } else {
       had_old = index_->Remove(a.key, &old);
       active_->NoteTombstone(a.seq, a.size);
@@ -489,6 +521,21 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
     }
     if (had_old) NoteDead(old.segment, old.size);
   }
+}
+
+bool DBImpl::TablesHold(std::string_view key) const {
+  if (tables_ == nullptr || tables_->empty()) return false;
+  return TableLayers::Holds(*tables_->Current(), key);
+}
+
+Status DBImpl::AttachTable(const std::string& path, std::string* name) {
+  if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
+  return tables_->Attach(path, name);
+}
+
+Status DBImpl::DetachTable(const std::string& name) {
+  if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
+  return tables_->Detach(name);
 }
 
 Status DBImpl::SyncActive() {
@@ -563,6 +610,11 @@ Status DBImpl::RollSegment() {
 Stats DBImpl::GetStats() {
   Stats st;
   st.keys = index_->Size();
+  if (tables_ != nullptr) {
+    std::shared_ptr<const TableLayers::Set> set = tables_->Current();
+    st.tables = set->layers.size();
+    for (const auto& l : set->layers) st.table_entries += l.reader->properties().entries;
+  }
   {
     std::shared_lock lock(segments_mu_);
     for (const auto& [id, seg] : segments_) {

@@ -20,6 +20,7 @@
 
 #include "engine/index.h"
 #include "engine/record.h"
+#include "engine/table_layers.h"
 #include "util/rw_mutex.h"
 #include "varve/db.h"
 #include "varve/env.h"
@@ -76,6 +77,8 @@ class DBImpl final : public DB {
   Status CompareAndDelete(std::string_view key, uint64_t expected_version) override;
   std::unique_ptr<Iterator> NewIterator(const ReadOptions& opts) override;
   Status Compact() override;
+  Status AttachTable(const std::string& path, std::string* name) override;
+  Status DetachTable(const std::string& name) override;
   Status Sync() override;
   Stats GetStats() override;
   Status Close() override;
@@ -84,6 +87,7 @@ class DBImpl final : public DB {
   // when the segment is gone because compaction moved the record; look the key up again.
   Status ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out, bool* moved);
   Index* index() { return index_.get(); }
+  TableLayers* tables() { return tables_.get(); }
 
  private:
   // A condition of a write: key must have version expected (0 = absent). The version read
@@ -169,6 +173,9 @@ class DBImpl final : public DB {
   const std::string dir_;
   Env* const env_;
   std::unique_ptr<Index> index_;
+  // Attached tables; set by Recover before any segment is loaded.
+  std::unique_ptr<TableLayers> tables_;
+  bool TablesHold(std::string_view key) const;
   std::unique_ptr<FileLock> lock_;
 
   // Segments by id.

@@ -40,6 +40,7 @@ Status DBImpl::Recover() {
   VARVE_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir_));
   VARVE_ASSIGN_OR_RETURN(lock_, env_->LockFile(dir_ + "/LOCK"));
   VARVE_RETURN_IF_ERROR(FinishObsolete());
+  VARVE_ASSIGN_OR_RETURN(tables_, TableLayers::Open(env_, dir_));
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
   for (const std::string& name : names) {
@@ -131,7 +132,20 @@ Status DBImpl::Recover() {
   for (auto& t : pool) t.join();
   VARVE_RETURN_IF_ERROR(first_error);
 
+  // Deletes of keys that a table holds stay in the index (they hide the table's record).
+  std::vector<std::pair<std::string, IndexEntry>> shadows;
+  if (!tables_->empty()) {
+    index_->ForEach([&](std::string_view key, const IndexEntry& e) {
+      if (e.tombstone() && TablesHold(key)) shadows.emplace_back(std::string(key), e);
+    });
+  }
   index_->FinishRecovery();
+  for (auto& [key, e] : shadows) {
+    IndexEntry old;
+    index_->Put(key, e, &old);
+    auto it = loading_.find(e.segment);
+    if (it != loading_.end()) it->second->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
+  }
   loading_.clear();
   uint64_t max_seq = base_seq;
   uint32_t max_id = 0;

@@ -262,6 +262,67 @@ exec 3>&-
 run -d "$LDB" get held
 check "store opens again once the holder is gone" eval 'rc_is 0 && out_is "yes\n"'
 
+# --- table ------------------------------------------------------------------------------------
+T=$TMP/tables
+mkdir -p "$T"
+printf 'b\t2\na\t1\nc\t3\na\t9\n' >"$T/in.tsv"
+run table build "$T/in.tsv" "$T/t1"
+check "table build from unsorted tsv (last line wins)" eval 'rc_is 0 && [[ -f $T/t1 ]]'
+run table scan "$T/t1"
+check "table scan prints key order" eval 'rc_is 0 && out_is "a\t9\nb\t2\nc\t3\n"'
+run table get "$T/t1" b
+check "table get" eval 'rc_is 0 && out_is "2\n"'
+run table get "$T/t1" zz
+check "table get of a missing key exits 1" eval 'rc_is 1 && out_empty && err_has "not found"'
+run table build --sorted "$T/in.tsv" "$T/bad"
+check "table build --sorted refuses out-of-order input, naming the line" \
+  eval 'rc_is 2 && err_has "line 2" && err_has "out of order" && [[ ! -e $T/bad ]]'
+printf '{"key":"a","delete":true}\n{"key":"d","value":"4"}\n' >"$T/in.jsonl"
+run table build --format jsonl --compression zstd "$T/in.jsonl" "$T/t2"
+check "table build from JSON lines with a tombstone" eval 'rc_is 0'
+run table merge "$T/t1" "$T/t2" -o "$T/m"
+run table scan "$T/m"
+check "table merge: later input wins, tombstones dropped" eval 'rc_is 0 && out_is "b\t2\nc\t3\nd\t4\n"'
+run table merge "$T/t1" "$T/t2" -o "$T/mk" --keep-tombstones
+run table scan --tombstones "$T/mk"
+check "table merge --keep-tombstones" eval 'rc_is 0 && out_is "a\t(deleted)\nb\t2\nc\t3\nd\t4\n"'
+awk 'BEGIN { for (i = 0; i < 30000; i++) printf "k%06d\tvalue%d\n", (i * 7919) % 30000, i }' >"$T/big.tsv"
+run table build --memory-mb 1 "$T/big.tsv" "$T/big"
+check "table build sorts input larger than its memory budget in spilled runs" \
+  eval 'rc_is 0 && [[ $(ls "$T") != *run* ]]'
+run table check "$T/big"
+check "table check of a good table" eval 'rc_is 0 && out_has "ok, 30000 records"'
+run table scan "$T/big" --prefix k00012
+check "table scan --prefix" eval 'rc_is 0 && out_lines 10 && [[ $(head -c 7 "$TMP/out") == k000120 ]]'
+run table inspect "$T/big"
+check "table inspect" eval 'rc_is 0 && out_has "\"entries\": 30000" && out_has index_bytes_per_key'
+cp "$T/big" "$T/cut"
+truncate -s -100 "$T/cut"
+run table get "$T/cut" k000001
+check "a truncated table is refused, naming file and offset" \
+  eval 'rc_is 2 && err_has "$T/cut" && err_has offset'
+cp "$T/big" "$T/flip"
+printf '\xff\xff\xff\xff' | dd of="$T/flip" bs=1 seek=2000 conv=notrunc status=none
+run table check "$T/flip"
+check "table check finds a damaged block (exit 1)" eval 'rc_is 1 && out_has "checksum mismatch at offset"'
+
+TDB=$TMP/tdb
+run -d "$TDB" put live 1
+run -d "$TDB" attach "$T/t1"
+check "attach a table" eval 'rc_is 0 && err_has "as table t1"'
+run -d "$TDB" get b
+check "get falls through to the attached table" eval 'rc_is 0 && out_is "2\n"'
+run -d "$TDB" del b
+run -d "$TDB" get b
+check "a delete hides a table's key" eval 'rc_is 1'
+run -d "$TDB" stats
+check "stats count attached tables" eval 'rc_is 0 && out_has "\"tables\": 1"'
+run -d "$TDB" attach "$T/cut"
+check "attaching a damaged table is refused" eval 'rc_is 2 && err_has "offset"'
+run -d "$TDB" detach t1
+run -d "$TDB" get a
+check "detach removes the layer" eval 'rc_is 1'
+
 if [[ $failures -gt 0 ]]; then
   echo "$failures check(s) FAILED"
   exit 1

@@ -1,0 +1,383 @@
+// TableBuilder: data blocks are written as records arrive; the first key of each block and every
+// record's (hash, location) are spilled to temporary files, so memory stays bounded. Finish
+// writes the sparse index from its spill file and builds the hash index partition by partition
+// (docs/format.md, "Table file").
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "table/table_internal.h"
+#include "util/coding.h"
+
+namespace varve {
+namespace table {
+namespace {
+
+class TableBuilderImpl final : public TableBuilder {
+ public:
+  TableBuilderImpl(std::string path, const TableOptions& options, Env* env)
+      : path_(std::move(path)), options_(options), env_(env) {}
+
+  ~TableBuilderImpl() override {
+    out_.reset();
+    sparse_.reset();
+    hashes_.reset();
+    if (!finished_) (void)env_->RemoveFile(tmp_path());
+    (void)env_->RemoveFile(sparse_path());
+    (void)env_->RemoveFile(hash_path());
+  }
+
+  std::string tmp_path() const { return path_ + ".tmp"; }
+  std::string sparse_path() const { return path_ + ".sparse.tmp"; }
+  std::string hash_path() const { return path_ + ".hash.tmp"; }
+
+  Status Start() {
+    VARVE_ASSIGN_OR_RETURN(out_, BufferedWriter::Create(env_, tmp_path()));
+    VARVE_ASSIGN_OR_RETURN(sparse_, BufferedWriter::Create(env_, sparse_path()));
+    VARVE_ASSIGN_OR_RETURN(hashes_, BufferedWriter::Create(env_, hash_path()));
+    char header[kHeaderSize] = {};
+    std::memcpy(header, kHeaderMagic.data(), 8);
+    EncodeFixed16(header + 8, kMajorVersion);
+    EncodeFixed16(header + 10, kMinorVersion);
+    return out_->Append(std::string_view(header, kHeaderSize));
+  }
+
+  Status Add(std::string_view key, std::string_view value) override {
+    return AddRecord(key, value, false);
+  }
+  Status AddTombstone(std::string_view key) override { return AddRecord(key, {}, true); }
+
+  Status AddRecord(std::string_view key, std::string_view value, bool tombstone) {
+    if (!status_.ok()) return status_;
+    if (finished_) return Status::InvalidArgument("table builder: Add after Finish");
+    if (entries_ > 0 && key <= std::string_view(last_key_)) {
+      return Status::InvalidArgument(std::string(key == last_key_
+                                                     ? "table builder: duplicate key '"
+                                                     : "table builder: key out of order: '") +
+                                     Printable(key) + "' after '" + Printable(last_key_) + "'");
+    }
+    if (key.size() > (1u << 26) || value.size() > (1u << 30)) {
+      return Status::InvalidArgument("table builder: key or value too large");
+    }
+    uint64_t record_size =
+        VarintLength(key.size()) + VarintLength(value.size() << 1 | 1) + key.size() + value.size();
+    if (!offsets_.empty() && (raw_.size() + record_size > options_.block_size_bytes ||
+                              offsets_.size() >= kMaxRecordsPerBlock)) {
+      status_ = FlushBlock();
+      if (!status_.ok()) return status_;
+    }
+    if (offsets_.empty()) {
+      if (blocks_ >= kMaxBlocks) {
+        status_ = Status::InvalidArgument("table builder: too many blocks (raise block size)");
+        return status_;
+      }
+      first_key_.assign(key);
+    }
+    offsets_.push_back(static_cast<uint32_t>(raw_.size()));
+    PutVarint64(&raw_, key.size());
+    PutVarint64(&raw_, value.size() << 1 | (tombstone ? 1 : 0));
+    raw_.append(key);
+    raw_.append(value);
+    // Hash spill entry: hash u64, slot location u64.
+    char h[16];
+    EncodeFixed64(h, HashKey(key));
+    EncodeFixed64(h + 8, SlotLocation(blocks_, offsets_.back()));
+    status_ = hashes_->Append(std::string_view(h, 16));
+    if (!status_.ok()) return status_;
+    last_key_.assign(key);
+    ++entries_;
+    if (tombstone) ++tombstones_;
+    key_bytes_ += key.size();
+    value_bytes_ += value.size();
+    return Status::Ok();
+  }
+
+  static std::string Printable(std::string_view s) {
+    std::string out;
+    for (char c : s.substr(0, 64)) {
+      if (c >= 0x20 && c < 0x7f) {
+        out += c;
+      } else {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned char>(c));
+        out += b;
+      }
+    }
+    if (s.size() > 64) out += "...";
+    return out;
+  }
+
+  Status FlushBlock() {
+    for (uint32_t off : offsets_) PutFixed32(&raw_, off);
+    PutFixed32(&raw_, static_cast<uint32_t>(offsets_.size()));
+    TableCompression used =
+        CompressBlock(options_.compression, options_.zstd_level, raw_, &compressed_);
+    char t[5];
+    EncodeFixed32(t, static_cast<uint32_t>(raw_.size()));
+    t[4] = static_cast<char>(used);
+    compressed_.append(t, 5);
+    char c[4];
+    EncodeFixed32(c, BlockChecksum(compressed_.data(), compressed_.size()));
+    compressed_.append(c, 4);
+    raw_block_bytes_ += raw_.size();
+    raw_.clear();
+    offsets_.clear();
+    ++blocks_;
+    // Sparse spill entry: block offset u64 (compression in bits 62..63), key length u32, key.
+    char b[12];
+    EncodeFixed64(b, out_->Size() | uint64_t{static_cast<uint8_t>(used)} << 62);
+    EncodeFixed32(b + 8, static_cast<uint32_t>(first_key_.size()));
+    VARVE_RETURN_IF_ERROR(sparse_->Append(std::string_view(b, 12)));
+    VARVE_RETURN_IF_ERROR(sparse_->Append(first_key_));
+    return out_->Append(compressed_);
+  }
+
+  Status Finish() override {
+    if (!status_.ok()) return status_;
+    if (finished_) return Status::InvalidArgument("table builder: Finish called twice");
+    status_ = DoFinish();
+    if (status_.ok()) finished_ = true;
+    return status_;
+  }
+
+  Status Pad() {
+    static const char zeros[8] = {};
+    uint64_t pad = (8 - out_->Size() % 8) % 8;
+    return out_->Append(std::string_view(zeros, pad));
+  }
+
+  Status DoFinish() {
+    if (!offsets_.empty()) VARVE_RETURN_IF_ERROR(FlushBlock());
+    const uint64_t data_end = out_->Size();
+    VARVE_RETURN_IF_ERROR(sparse_->Close());
+    VARVE_RETURN_IF_ERROR(hashes_->Close());
+    sparse_.reset();
+    hashes_.reset();
+
+    // Sparse index: (blocks + 1) u64 block offsets, (blocks + 2) u32 key offsets, then the
+    // first key of every block and the table's last key.
+    VARVE_RETURN_IF_ERROR(Pad());
+    const uint64_t sparse_offset = out_->Size();
+    XxhState xs;
+    auto emit = [&](std::string_view piece) -> Status {
+      xs.Update(piece);
+      return out_->Append(piece);
+    };
+    {
+      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
+      char b[12];
+      std::string key;
+      for (uint64_t i = 0; i < blocks_; ++i) {
+        VARVE_RETURN_IF_ERROR(r->Read(12, b));
+        key.resize(DecodeFixed32(b + 8));
+        VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
+        VARVE_RETURN_IF_ERROR(emit(std::string_view(b, 8)));
+      }
+      char e[8];
+      EncodeFixed64(e, data_end);
+      VARVE_RETURN_IF_ERROR(emit(std::string_view(e, 8)));
+    }
+    {
+      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
+      char b[12];
+      std::string key;
+      uint64_t key_offset = 0;
+      for (uint64_t i = 0; i < blocks_; ++i) {
+        VARVE_RETURN_IF_ERROR(r->Read(12, b));
+        key.resize(DecodeFixed32(b + 8));
+        VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
+        char o[4];
+        EncodeFixed32(o, static_cast<uint32_t>(key_offset));
+        VARVE_RETURN_IF_ERROR(emit(std::string_view(o, 4)));
+        key_offset += key.size();
+      }
+      if (key_offset + last_key_.size() > UINT32_MAX) {
+        return Status::InvalidArgument("table builder: sparse index keys exceed 4 GiB");
+      }
+      char o[8];
+      EncodeFixed32(o, static_cast<uint32_t>(key_offset));
+      EncodeFixed32(o + 4, static_cast<uint32_t>(key_offset + last_key_.size()));
+      VARVE_RETURN_IF_ERROR(emit(std::string_view(o, 8)));
+    }
+    {
+      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
+      char b[12];
+      std::string key;
+      for (uint64_t i = 0; i < blocks_; ++i) {
+        VARVE_RETURN_IF_ERROR(r->Read(12, b));
+        key.resize(DecodeFixed32(b + 8));
+        VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
+        VARVE_RETURN_IF_ERROR(emit(key));
+      }
+      VARVE_RETURN_IF_ERROR(emit(last_key_));
+    }
+    const uint64_t sparse_bytes = out_->Size() - sparse_offset;
+    const uint64_t sparse_checksum = xs.Digest();
+
+    // Hash index.
+    VARVE_RETURN_IF_ERROR(Pad());
+    const uint64_t hash_offset = out_->Size();
+    const uint64_t home_slots = HomeSlotsFor(entries_);
+    XxhState hs;
+    VARVE_ASSIGN_OR_RETURN(uint64_t physical_slots, WriteHashIndex(home_slots, &hs));
+    const uint64_t hash_checksum = hs.Digest();
+
+    char f[kFooterSize] = {};
+    EncodeFixed64(f + footer::kEntries, entries_);
+    EncodeFixed64(f + footer::kTombstones, tombstones_);
+    EncodeFixed64(f + footer::kBlocks, blocks_);
+    EncodeFixed64(f + footer::kKeyBytes, key_bytes_);
+    EncodeFixed64(f + footer::kValueBytes, value_bytes_);
+    EncodeFixed64(f + footer::kRawBlockBytes, raw_block_bytes_);
+    EncodeFixed64(f + footer::kSparseOffset, sparse_offset);
+    EncodeFixed64(f + footer::kSparseBytes, sparse_bytes);
+    EncodeFixed64(f + footer::kHashOffset, hash_offset);
+    EncodeFixed64(f + footer::kHomeSlots, home_slots);
+    EncodeFixed64(f + footer::kPhysicalSlots, physical_slots);
+    EncodeFixed64(f + footer::kSparseChecksum, sparse_checksum);
+    EncodeFixed64(f + footer::kHashChecksum, hash_checksum);
+    EncodeFixed32(f + footer::kFlags, static_cast<uint32_t>(options_.compression));
+    EncodeFixed16(f + footer::kMajor, kMajorVersion);
+    EncodeFixed16(f + footer::kMinor, kMinorVersion);
+    EncodeFixed64(f + footer::kFooterChecksum, SectionChecksum(f, footer::kFooterChecksum));
+    std::memcpy(f + footer::kEndMagic, kFooterMagic.data(), 8);
+    VARVE_RETURN_IF_ERROR(out_->Append(std::string_view(f, kFooterSize)));
+    if (options_.sync) {
+      VARVE_RETURN_IF_ERROR(out_->Sync());
+    }
+    VARVE_RETURN_IF_ERROR(out_->Close());
+    out_.reset();
+    VARVE_RETURN_IF_ERROR(env_->RenameFile(tmp_path(), path_));
+    if (options_.sync) {
+      auto slash = path_.rfind('/');
+      std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash);
+      VARVE_RETURN_IF_ERROR(env_->SyncDir(dir.empty() ? "/" : dir));
+    }
+    return Status::Ok();
+  }
+
+  // Fills the hash index partition by partition: each partition of home slots is built in
+  // memory from its own spill file; entries whose probe runs past a partition's end are carried
+  // into the next one (and past the last home slot, into overflow slots at the end), so a probe
+  // never wraps. Returns the number of physical slots written.
+  Result<uint64_t> WriteHashIndex(uint64_t home_slots, XxhState* xs) {
+    const uint64_t per_partition = std::max<uint64_t>(4096, options_.hash_memory_bytes / kSlotSize);
+    const uint64_t partitions = (home_slots + per_partition - 1) / per_partition;
+    std::vector<std::string> files;
+    if (partitions == 1) {
+      files.push_back(hash_path());
+    } else {
+      std::vector<std::unique_ptr<BufferedWriter>> writers;
+      for (uint64_t p = 0; p < partitions; ++p) {
+        files.push_back(hash_path() + "." + std::to_string(p));
+        VARVE_ASSIGN_OR_RETURN(auto w, BufferedWriter::Create(env_, files.back()));
+        writers.push_back(std::move(w));
+      }
+      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, hash_path()));
+      char e[16];
+      for (uint64_t i = 0; i < entries_; ++i) {
+        VARVE_RETURN_IF_ERROR(r->Read(16, e));
+        uint64_t p = HomeSlot(DecodeFixed64(e), home_slots) / per_partition;
+        VARVE_RETURN_IF_ERROR(writers[p]->Append(std::string_view(e, 16)));
+      }
+      for (auto& w : writers) VARVE_RETURN_IF_ERROR(w->Close());
+    }
+    struct Cleanup {
+      Env* env;
+      std::vector<std::string>* files;
+      bool partitioned;
+      ~Cleanup() {
+        if (partitioned) {
+          for (auto& f : *files) (void)env->RemoveFile(f);
+        }
+      }
+    } cleanup{env_, &files, partitions > 1};
+
+    std::vector<uint64_t> carry, next_carry;
+    std::vector<uint64_t> slots;
+    auto put = [&](uint64_t rel, uint64_t slot) {
+      while (rel < slots.size() && slots[rel] != 0) ++rel;
+      if (rel == slots.size()) {
+        next_carry.push_back(slot);
+      } else {
+        slots[rel] = slot;
+      }
+    };
+    uint64_t written = 0;
+    for (uint64_t p = 0; p < partitions; ++p) {
+      const uint64_t begin = p * per_partition;
+      const uint64_t end = std::min(home_slots, begin + per_partition);
+      slots.assign(end - begin, 0);
+      next_carry.clear();
+      for (uint64_t s : carry) put(0, s);
+      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, files[p]));
+      char e[16];
+      while (!r->AtEnd()) {
+        VARVE_RETURN_IF_ERROR(r->Read(16, e));
+        uint64_t h = DecodeFixed64(e);
+        uint64_t slot = DecodeFixed64(e + 8) | Fingerprint(h);
+        put(HomeSlot(h, home_slots) - begin, slot);
+      }
+      carry.swap(next_carry);
+      VARVE_RETURN_IF_ERROR(WriteSlots(slots, xs));
+      written += slots.size();
+    }
+    VARVE_RETURN_IF_ERROR(WriteSlots(carry, xs));  // overflow slots
+    written += carry.size();
+    return written;
+  }
+
+  Status WriteSlots(const std::vector<uint64_t>& slots, XxhState* xs) {
+    std::string buf;
+    buf.reserve(64 << 10);
+    for (uint64_t s : slots) {
+      PutFixed64(&buf, s);
+      if (buf.size() >= (64 << 10)) {
+        xs->Update(buf);
+        VARVE_RETURN_IF_ERROR(out_->Append(buf));
+        buf.clear();
+      }
+    }
+    xs->Update(buf);
+    return out_->Append(buf);
+  }
+
+  uint64_t NumEntries() const override { return entries_; }
+
+ private:
+  const std::string path_;
+  const TableOptions options_;
+  Env* env_;
+  std::unique_ptr<BufferedWriter> out_, sparse_, hashes_;
+  Status status_;
+  bool finished_ = false;
+  std::string last_key_;
+  std::string first_key_;  // of the block being filled
+  std::string raw_;
+  std::string compressed_;
+  std::vector<uint32_t> offsets_;
+  uint64_t entries_ = 0, tombstones_ = 0, blocks_ = 0, key_bytes_ = 0, value_bytes_ = 0;
+  uint64_t raw_block_bytes_ = 0, sparse_key_bytes_ = 0;
+};
+
+}  // namespace
+}  // namespace table
+
+Result<std::unique_ptr<TableBuilder>> TableBuilder::Create(const std::string& path,
+                                                           const TableOptions& options) {
+  if (options.block_size_bytes < table::kMinBlockSize ||
+      options.block_size_bytes > table::kMaxBlockSize) {
+    return Status::InvalidArgument("table builder: block_size_bytes out of range 256 B .. 1 MiB");
+  }
+  if (options.compression != TableCompression::kNone &&
+      options.compression != TableCompression::kLz4 &&
+      options.compression != TableCompression::kZstd) {
+    return Status::InvalidArgument("table builder: unknown compression");
+  }
+  Env* env = options.env ? options.env : Env::Default();
+  auto b = std::make_unique<table::TableBuilderImpl>(path, options, env);
+  VARVE_RETURN_IF_ERROR(b->Start());
+  return std::unique_ptr<TableBuilder>(std::move(b));
+}
+
+}  // namespace varve

@@ -1,0 +1,546 @@
+// TableReader: the whole file is mapped read-only. Open checks the footer, the sparse and hash
+// indexes (checksums, bounds, key order of the sparse index); a data block's checksum is checked
+// the first time the block is read, its structure on every read.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "table/table_internal.h"
+#include "util/coding.h"
+
+namespace varve {
+namespace table {
+namespace {
+
+std::string Hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "%llu", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// One decoded record.
+struct RecordView {
+  std::string_view key;
+  std::string_view value;
+  bool tombstone = false;
+};
+
+// A raw (decompressed) block: records, u32 offsets[count], u32 count.
+struct BlockView {
+  std::string_view raw;
+  uint32_t count = 0;
+  uint64_t records_end = 0;
+
+  // Decodes record i; false if it does not exactly fill its slot.
+  bool Record(uint32_t i, RecordView* r) const {
+    uint64_t begin = DecodeFixed32(raw.data() + records_end + 4ull * i);
+    uint64_t end =
+        i + 1 < count ? DecodeFixed32(raw.data() + records_end + 4ull * (i + 1)) : records_end;
+    if (begin >= end || end > records_end) return false;
+    const char* p = raw.data() + begin;
+    const char* limit = raw.data() + end;
+    uint64_t klen, vword;
+    p = DecodeVarint64(p, limit, &klen);
+    if (p == nullptr) return false;
+    p = DecodeVarint64(p, limit, &vword);
+    if (p == nullptr) return false;
+    uint64_t vlen = vword >> 1;
+    r->tombstone = (vword & 1) != 0;
+    if (r->tombstone && vlen != 0) return false;
+    if (klen > static_cast<uint64_t>(limit - p) ||
+        vlen != static_cast<uint64_t>(limit - p) - klen) {
+      return false;
+    }
+    r->key = std::string_view(p, klen);
+    r->value = std::string_view(p + klen, vlen);
+    return true;
+  }
+};
+
+// Decodes the record at off in raw (bounded by the block's end); false if it does not fit.
+bool DecodeRecordAt(std::string_view raw, uint64_t off, RecordView* r) {
+  const char* p = raw.data() + off;
+  const char* limit = raw.data() + raw.size() - 4;
+  uint64_t klen, vword;
+  p = DecodeVarint64(p, limit, &klen);
+  if (p == nullptr) return false;
+  p = DecodeVarint64(p, limit, &vword);
+  if (p == nullptr) return false;
+  const uint64_t vlen = vword >> 1;
+  r->tombstone = (vword & 1) != 0;
+  if (r->tombstone && vlen != 0) return false;
+  const uint64_t room = static_cast<uint64_t>(limit - p);
+  if (klen > room || vlen > room - klen) return false;
+  r->key = std::string_view(p, klen);
+  r->value = std::string_view(p + klen, vlen);
+  return true;
+}
+
+class TableReaderImpl final : public TableReader,
+                              public std::enable_shared_from_this<TableReaderImpl> {
+ public:
+  ~TableReaderImpl() override {
+    if (map_ != nullptr) munmap(map_, map_size_);
+  }
+
+  Status Init(std::string name, const char* data, uint64_t size) {
+    name_ = std::move(name);
+    data_ = data;
+    size_ = size;
+    return Validate();
+  }
+
+  Status Bad(std::string_view what, uint64_t offset) const {
+    return Status::Corruption(name_ + ": " + std::string(what) + " at offset " + Hex(offset));
+  }
+
+  Status Validate() {
+    if (size_ < kHeaderSize + kFooterSize) return Bad("file too short for a table", size_);
+    if (std::string_view(data_, 8) != kHeaderMagic) return Bad("not a table (bad magic)", 0);
+    if (DecodeFixed16(data_ + 8) != kMajorVersion) {
+      return Status::NotSupported(name_ + ": table major version " + Hex(DecodeFixed16(data_ + 8)) +
+                                  " (this build reads 1)");
+    }
+    if (DecodeFixed32(data_ + 12) != 0) return Bad("unknown header flags", 12);
+    const uint64_t fo = size_ - kFooterSize;
+    const char* f = data_ + fo;
+    if (std::string_view(f + footer::kEndMagic, 8) != kFooterMagic) {
+      return Bad("bad footer magic (truncated table?)", fo);
+    }
+    if (DecodeFixed64(f + footer::kFooterChecksum) != SectionChecksum(f, footer::kFooterChecksum)) {
+      return Bad("footer checksum mismatch", fo);
+    }
+    if (DecodeFixed16(f + footer::kMajor) != kMajorVersion) {
+      return Status::NotSupported(name_ + ": table major version " +
+                                  Hex(DecodeFixed16(f + footer::kMajor)));
+    }
+    auto& p = props_;
+    p.entries = DecodeFixed64(f + footer::kEntries);
+    p.tombstones = DecodeFixed64(f + footer::kTombstones);
+    p.blocks = DecodeFixed64(f + footer::kBlocks);
+    p.key_bytes = DecodeFixed64(f + footer::kKeyBytes);
+    p.value_bytes = DecodeFixed64(f + footer::kValueBytes);
+    p.raw_block_bytes = DecodeFixed64(f + footer::kRawBlockBytes);
+    const uint64_t sparse_offset = DecodeFixed64(f + footer::kSparseOffset);
+    p.sparse_index_bytes = DecodeFixed64(f + footer::kSparseBytes);
+    hash_offset_ = DecodeFixed64(f + footer::kHashOffset);
+    home_slots_ = DecodeFixed64(f + footer::kHomeSlots);
+    physical_slots_ = DecodeFixed64(f + footer::kPhysicalSlots);
+    uint32_t flags = DecodeFixed32(f + footer::kFlags);
+    p.compression = static_cast<TableCompression>(flags & 0xff);
+    p.file_bytes = size_;
+    p.hash_slots = physical_slots_;
+
+    if (p.blocks > kMaxBlocks || p.tombstones > p.entries ||
+        p.entries > p.blocks * kMaxRecordsPerBlock || (p.entries == 0) != (p.blocks == 0)) {
+      return Bad("footer counts inconsistent", fo);
+    }
+    if (home_slots_ != HomeSlotsFor(p.entries) || physical_slots_ < home_slots_ ||
+        physical_slots_ - home_slots_ > p.entries || hash_offset_ % 8 != 0 || hash_offset_ > fo ||
+        (fo - hash_offset_) / kSlotSize != physical_slots_ ||
+        (fo - hash_offset_) % kSlotSize != 0) {
+      return Bad("footer hash index fields inconsistent", fo);
+    }
+    const uint64_t fixed = (p.blocks + 1) * 8 + (p.blocks + 2) * 4;
+    if (sparse_offset < kHeaderSize || sparse_offset > hash_offset_ ||
+        p.sparse_index_bytes > hash_offset_ - sparse_offset || p.sparse_index_bytes < fixed) {
+      return Bad("footer sparse index fields inconsistent", fo);
+    }
+    p.hash_index_bytes = fo - hash_offset_;
+    const uint64_t sparse_end = sparse_offset + p.sparse_index_bytes;
+    if (hash_offset_ - sparse_end >= 8 || !Zeros(sparse_end, hash_offset_)) {
+      return Bad("bad padding before the hash index", sparse_end);
+    }
+    if ((flags & ~0xffu) != 0 || (flags & 0xff) > 2) return Bad("unknown footer flags", fo);
+    if (SectionChecksum(data_ + sparse_offset, p.sparse_index_bytes) !=
+        DecodeFixed64(f + footer::kSparseChecksum)) {
+      return Bad("sparse index checksum mismatch", sparse_offset);
+    }
+    if (SectionChecksum(data_ + hash_offset_, p.hash_index_bytes) !=
+        DecodeFixed64(f + footer::kHashChecksum)) {
+      return Bad("hash index checksum mismatch", hash_offset_);
+    }
+    block_offsets_ = data_ + sparse_offset;
+    key_offsets_ = block_offsets_ + (p.blocks + 1) * 8;
+    keys_ = key_offsets_ + (p.blocks + 2) * 4;
+    keys_size_ = p.sparse_index_bytes - fixed;
+    hash_ = data_ + hash_offset_;
+    uint64_t prev = kHeaderSize;
+    if (BlockOffset(0) != kHeaderSize) return Bad("first block offset wrong", sparse_offset);
+    if (BlockType(p.blocks) != TableCompression::kNone) {
+      return Bad("data end offset has type bits", sparse_offset + 8 * p.blocks);
+    }
+    for (uint64_t i = 1; i <= p.blocks; ++i) {
+      uint64_t o = BlockOffset(i);
+      if (o < prev + kBlockTrailerSize || o > sparse_offset) {
+        return Bad("block offsets out of order", sparse_offset + 8 * i);
+      }
+      prev = o;
+    }
+    if (sparse_offset - prev >= 8 || !Zeros(prev, sparse_offset)) {
+      return Bad("data end does not meet the sparse index", prev);
+    }
+    p.data_bytes = prev - kHeaderSize;
+    uint32_t prev_key = 0;
+    for (uint64_t i = 0; i < p.blocks + 2; ++i) {
+      uint32_t o = DecodeFixed32(key_offsets_ + 4 * i);
+      if (o < prev_key || o > keys_size_) {
+        return Bad("sparse key offsets out of order",
+                   sparse_offset + fixed - (p.blocks + 2 - i) * 4);
+      }
+      prev_key = o;
+    }
+    if (prev_key != keys_size_) return Bad("sparse key area size mismatch", sparse_offset);
+    for (uint64_t i = 1; i < p.blocks; ++i) {
+      if (!(FirstKey(i - 1) < FirstKey(i)))
+        return Bad("sparse index keys out of order", sparse_offset);
+    }
+    if (p.blocks > 0) {
+      if (MaxKey() < FirstKey(p.blocks - 1)) return Bad("max key below last block", sparse_offset);
+      p.min_key.assign(FirstKey(0));
+      p.max_key.assign(MaxKey());
+    }
+    verified_ = std::make_unique<std::atomic<uint8_t>[]>(p.blocks == 0 ? 1 : p.blocks);
+    return Status::Ok();
+  }
+
+  bool Zeros(uint64_t begin, uint64_t end) const {
+    for (uint64_t i = begin; i < end; ++i) {
+      if (data_[i] != 0) return false;
+    }
+    return true;
+  }
+
+  uint64_t BlockOffset(uint64_t i) const {
+    return DecodeFixed64(block_offsets_ + 8 * i) & kBlockOffsetMask;
+  }
+  TableCompression BlockType(uint64_t i) const {
+    return static_cast<TableCompression>(DecodeFixed64(block_offsets_ + 8 * i) >> 62);
+  }
+  std::string_view SparseKey(uint64_t i) const {
+    uint32_t b = DecodeFixed32(key_offsets_ + 4 * i);
+    uint32_t e = DecodeFixed32(key_offsets_ + 4 * (i + 1));
+    return std::string_view(keys_ + b, e - b);
+  }
+  std::string_view FirstKey(uint64_t i) const { return SparseKey(i); }
+  std::string_view MaxKey() const { return SparseKey(props_.blocks); }
+
+  // Loads block b; its raw bytes view the mapping (uncompressed blocks) or *scratch.
+  Status LoadBlock(uint64_t b, std::string* scratch, BlockView* out) const {
+    const uint64_t start = BlockOffset(b);
+    const uint64_t end = BlockOffset(b + 1);
+    const char* t = data_ + end - kBlockTrailerSize;
+    const uint64_t raw_size = DecodeFixed32(t);
+    const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
+    const uint64_t stored = end - kBlockTrailerSize - start;
+    if (verified_[b].load(std::memory_order_acquire) == 0) {
+      VARVE_RETURN_IF_ERROR(VerifyBlock(b));
+    }
+    if (type == TableCompression::kNone) {
+      if (raw_size != stored) return Bad("block " + Hex(b) + ": size mismatch", start);
+      out->raw = std::string_view(data_ + start, stored);
+    } else if (type == TableCompression::kLz4 || type == TableCompression::kZstd) {
+      if (!DecompressBlock(type, std::string_view(data_ + start, stored), raw_size, scratch)) {
+        return Bad("block " + Hex(b) + ": cannot decompress", start);
+      }
+      out->raw = std::string_view(scratch->data(), raw_size);
+    } else {
+      return Bad("block " + Hex(b) + ": unknown compression", start);
+    }
+    if (out->raw.size() < 4) return Bad("block " + Hex(b) + ": too short", start);
+    out->count = DecodeFixed32(out->raw.data() + out->raw.size() - 4);
+    if (out->count == 0 || out->count > kMaxRecordsPerBlock ||
+        4ull + 4ull * out->count > out->raw.size()) {
+      return Bad("block " + Hex(b) + ": bad record count", start);
+    }
+    out->records_end = out->raw.size() - 4 - 4ull * out->count;
+    return Status::Ok();
+  }
+
+  // Checks block b's checksum and that its trailer agrees with the sparse index; once done, a
+  // block's bytes are trusted (the file does not change while open).
+  Status VerifyBlock(uint64_t b) const {
+    const uint64_t start = BlockOffset(b);
+    const uint64_t end = BlockOffset(b + 1);
+    const char* t = data_ + end - kBlockTrailerSize;
+    if (BlockChecksum(data_ + start, end - start - 4) != DecodeFixed32(t + 5)) {
+      return Bad("block " + Hex(b) + ": checksum mismatch", start);
+    }
+    const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
+    if (type != BlockType(b))
+      return Bad("block " + Hex(b) + ": compression differs from the index", start);
+    if (type == TableCompression::kNone && DecodeFixed32(t) != end - kBlockTrailerSize - start) {
+      return Bad("block " + Hex(b) + ": size mismatch", start);
+    }
+    verified_[b].store(1, std::memory_order_release);
+    return Status::Ok();
+  }
+
+  Status BadRecord(uint64_t b, uint32_t i) const {
+    return Bad("block " + Hex(b) + ": record " + Hex(i) + " damaged", BlockOffset(b));
+  }
+
+  Status Find(std::string_view key, std::string* value, bool* tombstone) const override {
+    if (props_.entries == 0) return Status::NotFound();
+    thread_local std::string scratch;
+    const uint64_t h = HashKey(key);
+    const uint64_t fp = Fingerprint(h);
+    for (uint64_t s = HomeSlot(h, home_slots_); s < physical_slots_; ++s) {
+      const uint64_t slot = DecodeFixed64(hash_ + s * kSlotSize);
+      const uint64_t sfp = slot & kFingerprintMask;
+      if (sfp == 0) break;
+      if (sfp != fp) continue;
+      const uint64_t b = SlotBlock(slot);
+      const uint64_t off = SlotOffset(slot);
+      if (b >= props_.blocks) return Bad("hash slot " + Hex(s) + " names no block", hash_offset_);
+      // The slot gives the record's place: an uncompressed block is read in place, with no
+      // look at its trailer or offset table (the first read of a block checks its checksum).
+      std::string_view raw;
+      if (verified_[b].load(std::memory_order_acquire) != 0 &&
+          BlockType(b) == TableCompression::kNone) {
+        const uint64_t start = BlockOffset(b);
+        raw = std::string_view(data_ + start, BlockOffset(b + 1) - kBlockTrailerSize - start);
+      } else {
+        BlockView block;
+        VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
+        raw = block.raw;
+      }
+      RecordView r;
+      if (raw.size() < 4 || off >= raw.size() - 4 || !DecodeRecordAt(raw, off, &r)) {
+        return Bad("block " + Hex(b) + ": no record at block offset " + Hex(off), BlockOffset(b));
+      }
+      if (r.key != key) continue;  // fingerprint collision
+      value->assign(r.value);
+      *tombstone = r.tombstone;
+      return Status::Ok();
+    }
+    return Status::NotFound();
+  }
+
+  Status Get(std::string_view key, std::string* value) const override {
+    bool tombstone = false;
+    Status s = Find(key, value, &tombstone);
+    if (s.ok() && tombstone) {
+      value->clear();
+      return Status::NotFound();
+    }
+    return s;
+  }
+
+  std::unique_ptr<TableIterator> NewIterator() const override;
+  Status Check() const override;
+  const TableProperties& properties() const override { return props_; }
+  const std::string& name() const override { return name_; }
+
+  std::string name_;
+  std::string memory_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  const char* data_ = nullptr;
+  uint64_t size_ = 0;
+  TableProperties props_;
+  const char* block_offsets_ = nullptr;
+  const char* key_offsets_ = nullptr;
+  const char* keys_ = nullptr;
+  uint64_t keys_size_ = 0;
+  const char* hash_ = nullptr;
+  uint64_t hash_offset_ = 0;
+  uint64_t home_slots_ = 0;
+  uint64_t physical_slots_ = 0;
+  std::unique_ptr<std::atomic<uint8_t>[]> verified_;
+};
+
+class TableIteratorImpl final : public TableIterator {
+ public:
+  explicit TableIteratorImpl(std::shared_ptr<const TableReaderImpl> t) : t_(std::move(t)) {}
+
+  bool Valid() const override { return valid_; }
+  Status status() const override { return status_; }
+  std::string_view key() const override { return rec_.key; }
+  std::string_view value() const override { return rec_.value; }
+  bool is_tombstone() const override { return rec_.tombstone; }
+
+  void SeekToFirst() override { Position(0, 0); }
+
+  void Seek(std::string_view target) override {
+    // The last block whose first key is <= target.
+    uint64_t lo = 0, hi = t_->props_.blocks;
+    while (lo < hi) {
+      uint64_t mid = (lo + hi) / 2;
+      if (t_->FirstKey(mid) <= target) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    Position(lo == 0 ? 0 : lo - 1, 0);
+    while (valid_ && rec_.key < target) Next();
+  }
+
+  void Next() override {
+    if (!valid_) return;
+    if (index_ + 1 < block_.count) {
+      Decode(index_ + 1);
+    } else {
+      Position(b_ + 1, 0);
+    }
+  }
+
+ private:
+  void Position(uint64_t b, uint32_t i) {
+    valid_ = false;
+    if (!status_.ok() || b >= t_->props_.blocks) return;
+    b_ = b;
+    Status s = t_->LoadBlock(b, &scratch_, &block_);
+    if (!s.ok()) {
+      status_ = s;
+      return;
+    }
+    Decode(i);
+  }
+
+  void Decode(uint32_t i) {
+    index_ = i;
+    valid_ = false;
+    if (!block_.Record(i, &rec_)) {
+      status_ = t_->BadRecord(b_, i);
+      return;
+    }
+    valid_ = true;
+  }
+
+  std::shared_ptr<const TableReaderImpl> t_;
+  std::string scratch_;
+  BlockView block_;
+  RecordView rec_;
+  uint64_t b_ = 0;
+  uint32_t index_ = 0;
+  bool valid_ = false;
+  Status status_;
+};
+
+std::unique_ptr<TableIterator> TableReaderImpl::NewIterator() const {
+  return std::make_unique<TableIteratorImpl>(shared_from_this());
+}
+
+Status TableReaderImpl::Check() const {
+  auto it = NewIterator();
+  std::string prev, value;
+  uint64_t entries = 0, tombstones = 0, key_bytes = 0, value_bytes = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (entries > 0 && !(prev < it->key())) {
+      return Status::Corruption(name_ + ": keys out of order after '" + prev + "'");
+    }
+    prev.assign(it->key());
+    ++entries;
+    tombstones += it->is_tombstone();
+    key_bytes += it->key().size();
+    value_bytes += it->value().size();
+    bool tomb = false;
+    Status s = Find(prev, &value, &tomb);
+    if (s.IsNotFound()) {
+      return Status::Corruption(name_ + ": hash index does not find key '" + prev + "'");
+    }
+    VARVE_RETURN_IF_ERROR(s);
+    if (tomb != it->is_tombstone() || value != it->value()) {
+      return Status::Corruption(name_ + ": hash index finds another record for '" + prev + "'");
+    }
+  }
+  VARVE_RETURN_IF_ERROR(it->status());
+  if (entries != props_.entries || tombstones != props_.tombstones ||
+      key_bytes != props_.key_bytes || value_bytes != props_.value_bytes) {
+    return Status::Corruption(name_ + ": record counts differ from the footer");
+  }
+  if (entries > 0 && prev != props_.max_key) {
+    return Status::Corruption(name_ + ": last key differs from the footer's max key");
+  }
+  for (uint64_t b = 0; b < props_.blocks; ++b) {
+    std::string scratch;
+    BlockView block;
+    VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
+    RecordView r;
+    if (!block.Record(0, &r)) return BadRecord(b, 0);
+    if (r.key != FirstKey(b))
+      return Bad("block " + Hex(b) + ": first key differs from the sparse index", BlockOffset(b));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace table
+
+Result<std::shared_ptr<TableReader>> TableReader::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(path + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Status::IOError(path + ": " + std::strerror(e));
+  }
+  auto t = std::make_shared<table::TableReaderImpl>();
+  const char* data = "";
+  if (st.st_size > 0) {
+    void* m = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+      int e = errno;
+      ::close(fd);
+      return Status::IOError(path + ": mmap: " + std::strerror(e));
+    }
+    t->map_ = m;
+    t->map_size_ = st.st_size;
+    data = static_cast<const char*>(m);
+  }
+  ::close(fd);
+  VARVE_RETURN_IF_ERROR(t->Init(path, data, st.st_size));
+  // No MADV_RANDOM: it would also turn off the kernel's fault-around, so that every page a Get
+  // or scan touches for the first time costs its own page fault.
+  return std::shared_ptr<TableReader>(std::move(t));
+}
+
+Result<std::shared_ptr<TableReader>> TableReader::OpenFromMemory(std::string name,
+                                                                 std::string data) {
+  auto t = std::make_shared<table::TableReaderImpl>();
+  t->memory_ = std::move(data);
+  VARVE_RETURN_IF_ERROR(t->Init(std::move(name), t->memory_.data(), t->memory_.size()));
+  return std::shared_ptr<TableReader>(std::move(t));
+}
+
+std::string TablePrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) != 0xff) {
+      end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+Result<TableCompression> ParseTableCompression(std::string_view name) {
+  if (name == "none") return TableCompression::kNone;
+  if (name == "lz4") return TableCompression::kLz4;
+  if (name == "zstd") return TableCompression::kZstd;
+  return Status::InvalidArgument("unknown compression '" + std::string(name) +
+                                 "' (none, lz4, zstd)");
+}
+
+const char* TableCompressionName(TableCompression c) {
+  switch (c) {
+    case TableCompression::kNone:
+      return "none";
+    case TableCompression::kLz4:
+      return "lz4";
+    case TableCompression::kZstd:
+      return "zstd";
+  }
+  return "unknown";
+}
+
+}  // namespace varve
