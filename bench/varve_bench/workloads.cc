@@ -258,15 +258,25 @@ void KeyValueWorkload(const Args& a, const std::string& workload, const std::str
   ow.note = "WA over fill + overwrite + close (50% of writes overwrite)";
   out->push_back(ow);
   for (auto& x : *out) x.peak_rss_mb = ow.peak_rss_mb;
+}
 
-  // Index memory: RSS growth of a fresh process opening the store.
+// Index memory: RSS growth of a fresh process opening the store that KeyValueWorkload left.
+// Runs in a child of a process that never opened an engine: forking a process whose engine
+// left background threads behind (LevelDB's Env) can deadlock the copy.
+void IndexMemory(const Args& a, const std::string& workload, const std::string& engine,
+                 const std::string& dir, std::vector<PhaseResult>* out) {
+  bool halo = workload == "halodb";
+  EngineConfig cfg;
+  cfg.expected_keys = halo ? a.halodb_keys : a.small_keys;
+  cfg.key_bytes = halo ? a.halodb_key_bytes : a.small_key_bytes;
+  cfg.value_bytes = halo ? a.halodb_value_bytes : a.small_value_bytes;
+  uint64_t n = cfg.expected_keys;
   Shared* sh = MapShared();
   Reopen(engine, dir, cfg, 0, 0, sh);
   PhaseResult ix;
   ix.workload = workload;
   ix.phase = "reopen (index memory)";
   ix.engine = engine;
-  ix.settings = ow.settings;
   ix.ops = 1;
   ix.seconds = sh->first_get_seconds;
   ix.index_bytes_per_key =
@@ -567,6 +577,8 @@ std::string MemoryLimitMethod() {
 void RunWorkload(const Args& a, const std::string& workload, const std::string& engine,
                  const std::string& dir, std::vector<PhaseResult>* out) {
   if (workload == "small" || workload == "halodb") KeyValueWorkload(a, workload, engine, dir, out);
+  else if (workload == "small-reopen" || workload == "halodb-reopen")
+    IndexMemory(a, workload.substr(0, workload.find('-')), engine, dir, out);
   else if (workload == "halodb-ltm") LtmWorkload(a, engine, dir, out);
   else if (workload == "scan") ScanWorkload(a, engine, dir, out);
   else if (workload == "recovery") RecoveryWorkload(a, engine, dir, out);
