@@ -42,7 +42,8 @@ class RandomAccessFile {
   // same page cache, no system call per read); the file may still grow into that range. A read
   // the mapping cannot serve (past the end of the file, or a disk error, which would raise
   // SIGBUS) falls back to the plain read and its error. Call before the file is shared between
-  // threads. Implementations without mappings ignore it.
+  // threads. Implementations without mappings ignore it; the POSIX one serves only reads of
+  // up to a page from the mapping.
   virtual void MapForReads(uint64_t length) {}
 };
 

@@ -116,6 +116,8 @@ bool GuardedCopy(char* dst, const char* src, size_t n) {
 
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
+  static constexpr size_t kMaxMappedRead = 4096;
+
   PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixRandomAccessFile() override {
     if (map_ != nullptr) ::munmap(map_, map_length_);
@@ -133,7 +135,10 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   }
 
   Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
-    if (map_ != nullptr && offset + n <= map_length_ && offset + n >= offset &&
+    // Larger reads go through pread: one request to the disk when the data is not cached,
+    // where a copy from the mapping would fault in (and wait for) one page at a time.
+    if (map_ != nullptr && n <= kMaxMappedRead && offset + n <= map_length_ &&
+        offset + n >= offset &&
         GuardedCopy(scratch, map_ + offset, n)) {
       return n;
     }
