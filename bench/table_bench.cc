@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -62,6 +63,7 @@ struct Row {
   double index_bytes_per_key = -1;
   double get_ops = 0;  // per second
   double get_p99_ns = 0;
+  std::function<bool(uint64_t)> get;  // looks key i up; false if it is missing
 };
 
 struct GetResult {
@@ -69,11 +71,8 @@ struct GetResult {
   double p99_ns = 0;
 };
 
-// One untimed pass first (page faults, and for Varve the one-time checksum of each block), then
-// the timed pass: a serving process's steady state.
 template <typename Fn>
 GetResult TimeGets(const std::vector<uint64_t>& order, Fn&& get) {
-  for (uint64_t i : order) get(i);
   std::vector<uint32_t> lat(order.size());
   auto start = Clock::now();
   for (size_t i = 0; i < order.size(); ++i) {
@@ -136,6 +135,7 @@ int main(int argc, char** argv) {
   for (auto& o : order) o = rng() % keys;
   const double user_mb = keys * (16.0 + value_bytes) / 1e6;
   std::vector<Row> rows;
+  std::vector<std::string> paths;  // removed at the end
   std::string scratch;
 
   // tinycdb
@@ -158,29 +158,22 @@ int main(int argc, char** argv) {
     // 16-byte hash slots (2 per record).
     r.index_bytes_per_key = (r.file_bytes - keys * (16.0 + value_bytes)) / keys;
     fd = ::open(path.c_str(), O_RDONLY);
-    struct cdb c;
-    cdb_init(&c, fd);
-    uint64_t found = 0;
-    auto g = TimeGets(order, [&](uint64_t i) {
-      if (cdb_find(&c, kv_keys[i].data(), 16) > 0) {
-        scratch.assign(static_cast<const char*>(cdb_getdata(&c)), cdb_datalen(&c));
-        ++found;
-      }
-    });
-    if (found != 2 * gets) Die("cdb: missing keys");
-    cdb_free(&c);
-    ::close(fd);
-    r.get_ops = g.ops;
-    r.get_p99_ns = g.p99_ns;
+    auto c = std::make_shared<struct cdb>();
+    cdb_init(c.get(), fd);
+    r.get = [c, &kv_keys, &scratch](uint64_t i) {
+      if (cdb_find(c.get(), kv_keys[i].data(), 16) <= 0) return false;
+      scratch.assign(static_cast<const char*>(cdb_getdata(c.get())), cdb_datalen(c.get()));
+      return true;
+    };
     rows.push_back(r);
-    std::filesystem::remove(path);
+    paths.push_back(path);
   }
 
   // Varve tables, one per compression.
   for (auto comp : {varve::TableCompression::kNone, varve::TableCompression::kLz4,
                     varve::TableCompression::kZstd}) {
     Row r{std::string("varve table (") + varve::TableCompressionName(comp) + ", sorted input)"};
-    std::string path = dir + "/bench.vtb";
+    std::string path = dir + "/bench-" + varve::TableCompressionName(comp) + ".vtb";
     varve::TableOptions o;
     o.compression = comp;
     auto start = Clock::now();
@@ -194,13 +187,12 @@ int main(int argc, char** argv) {
     Check(t.status());
     const auto& p = (*t)->properties();
     r.index_bytes_per_key = double(p.hash_index_bytes + p.sparse_index_bytes) / p.entries;
-    uint64_t found = 0;
-    auto g = TimeGets(order, [&](uint64_t i) { found += (*t)->Get(kv_keys[i], &scratch).ok(); });
-    if (found != 2 * gets) Die("varve: missing keys");
-    r.get_ops = g.ops;
-    r.get_p99_ns = g.p99_ns;
+    std::shared_ptr<varve::TableReader> reader = *t;
+    r.get = [reader, &kv_keys, &scratch](uint64_t i) {
+      return reader->Get(kv_keys[i], &scratch).ok();
+    };
     rows.push_back(r);
-    std::filesystem::remove(path);
+    paths.push_back(path);
   }
 
   // RocksDB SstFileWriter (build only: reading is the full RocksDB engine).
@@ -281,10 +273,32 @@ int main(int argc, char** argv) {
   }
   double disk_mbps = DiskWriteMBps(dir);
 
+  // Random Gets: one untimed pass per store (page faults; Varve's one-time block checksums), then
+  // three timed rounds with the stores interleaved (the machine is shared: load that comes and
+  // goes hits every store alike); each store's best round is reported.
+  for (Row& r : rows) {
+    if (!r.get) continue;
+    for (uint64_t i : order) {
+      if (!r.get(i)) Die(r.name + ": missing key");
+    }
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (Row& r : rows) {
+      if (!r.get) continue;
+      GetResult g = TimeGets(order, r.get);
+      if (g.ops > r.get_ops) {
+        r.get_ops = g.ops;
+        r.get_p99_ns = g.p99_ns;
+      }
+    }
+  }
+  for (Row& r : rows) r.get = nullptr;
+  for (auto& p : paths) std::filesystem::remove(p);
+
   const Row& cdb = rows[0];
   std::printf(
       "\n%llu keys of 16 B, values of %zu B (%.0f MB of user data), %llu random Gets "
-      "(single thread, after one untimed pass over the same keys)\n\n",
+      "(single thread; best of 3 interleaved rounds after an untimed pass)\n\n",
       static_cast<unsigned long long>(keys), value_bytes, user_mb,
       static_cast<unsigned long long>(gets));
   std::printf(
