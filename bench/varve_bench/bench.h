@@ -54,9 +54,9 @@ struct PhaseResult {
   double seconds = 0;
   double ops_per_s = 0;
   double p50_us = 0, p99_us = 0, p999_us = 0;
-  double write_amp = -1;        // disk bytes written / user bytes written; -1 = not measured
-  double space_amp = -1;        // disk bytes used / live user bytes
-  double peak_rss_mb = -1;      // VmHWM of the process that ran the phase
+  double write_amp = -1;    // disk bytes written / user bytes written; -1 = not measured
+  double space_amp = -1;    // disk bytes used / live user bytes
+  double peak_rss_mb = -1;  // VmHWM of the process that ran the phase
   double index_bytes_per_key = -1;
   double read_bytes_per_op = -1;  // disk bytes read per operation (/proc/self/io)
   std::string note;

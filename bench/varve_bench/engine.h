@@ -49,8 +49,7 @@ class Engine {
   virtual bool Get(std::string_view key, std::string* value) = 0;
   virtual void Delete(std::string_view key) = 0;
   // Atomic where the engine supports it; durable on return if sync.
-  virtual void PutBatch(const std::vector<std::pair<std::string, std::string>>& kvs,
-                        bool sync) = 0;
+  virtual void PutBatch(const std::vector<std::pair<std::string, std::string>>& kvs, bool sync) = 0;
   // Everything written so far is durable on return.
   virtual void Sync() = 0;
   // Visits every key; returns the count.

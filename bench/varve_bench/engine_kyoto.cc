@@ -17,8 +17,8 @@ class KyotoEngine : public Engine {
   void Open(const std::string& dir, const EngineConfig& cfg) override {
     db_ = std::make_unique<kyotocabinet::HashDB>();
     int64_t buckets = std::max<int64_t>(cfg.expected_keys * 2, 1 << 16);
-    int64_t map = cfg.larger_than_memory ? (cfg.cache_bytes ? cfg.cache_bytes / 2 : 64ll << 20)
-                                         : (1ll << 30);
+    int64_t map =
+        cfg.larger_than_memory ? (cfg.cache_bytes ? cfg.cache_bytes / 2 : 64ll << 20) : (1ll << 30);
     db_->tune_buckets(buckets);
     db_->tune_map(map);
     sync_ = cfg.sync_writes;

@@ -66,8 +66,10 @@ class LmdbEngine : public Engine {
     MDB_val v;
     int rc = mdb_get(txn, dbi_, &k, &v);
     bool found = rc == 0;
-    if (found) value->assign(static_cast<const char*>(v.mv_data), v.mv_size);
-    else if (rc != MDB_NOTFOUND) Check(rc, "get");
+    if (found)
+      value->assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    else if (rc != MDB_NOTFOUND)
+      Check(rc, "get");
     mdb_txn_reset(txn);
     return found;
   }

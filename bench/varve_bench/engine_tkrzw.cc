@@ -24,8 +24,10 @@ class TkrzwEngine : public Engine {
 
   void Open(const std::string& dir, const EngineConfig& cfg) override {
     std::unique_ptr<tkrzw::File> file;
-    if (cfg.larger_than_memory) file = std::make_unique<tkrzw::PositionalParallelFile>();
-    else file = std::make_unique<tkrzw::MemoryMapParallelFile>();
+    if (cfg.larger_than_memory)
+      file = std::make_unique<tkrzw::PositionalParallelFile>();
+    else
+      file = std::make_unique<tkrzw::MemoryMapParallelFile>();
     int64_t buckets = std::max<int64_t>(cfg.expected_keys * 2, 1 << 16);
     sync_ = cfg.sync_writes;
     if (tree_) {
@@ -48,8 +50,8 @@ class TkrzwEngine : public Engine {
                   std::string(cfg.larger_than_memory ? "pread file" : "mmap file");
       dbm_ = std::move(db);
     }
-    settings_ += std::string(", no compression, sync ") +
-                 (sync_ ? "Synchronize(hard) per write" : "off");
+    settings_ +=
+        std::string(", no compression, sync ") + (sync_ ? "Synchronize(hard) per write" : "off");
   }
   void Close() override {
     if (!dbm_) return;

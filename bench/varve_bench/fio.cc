@@ -53,7 +53,8 @@ Device RunFio(const Args& a) {
                 "--ramp_time=1 --group_reporting",
                 file.c_str(), static_cast<unsigned long long>(a.fio_size_mb), a.fio_seconds);
   // Lay the file out first (sequential write, also the bandwidth figure).
-  auto w = Fio(std::string(common) + " --rw=write --bs=1M --direct=1 --ioengine=libaio --iodepth=8");
+  auto w =
+      Fio(std::string(common) + " --rw=write --bs=1M --direct=1 --ioengine=libaio --iodepth=8");
   if (!w.is_null()) d.seqwrite_bytes_per_s = w["write"]["bw_bytes"].get<double>();
   auto r1 = Fio(std::string(common) + " --rw=randread --bs=" + std::to_string(bs) +
                 " --direct=1 --ioengine=psync --iodepth=1");

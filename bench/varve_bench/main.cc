@@ -25,9 +25,9 @@ namespace varve_bench {
 }
 
 const std::vector<std::string>& AllEngineNames() {
-  static const std::vector<std::string> names = {
-      "varve", "varve-ordered", "varve-pread", "rocksdb", "leveldb",
-      "lmdb",  "tkrzw-hash",    "tkrzw-tree",  "kyoto-hash"};
+  static const std::vector<std::string> names = {"varve",      "varve-ordered", "varve-pread",
+                                                 "rocksdb",    "leveldb",       "lmdb",
+                                                 "tkrzw-hash", "tkrzw-tree",    "kyoto-hash"};
   return names;
 }
 
@@ -45,12 +45,22 @@ std::unique_ptr<Engine> MakeEngine(const std::string& name) {
 namespace {
 
 nlohmann::json ToJson(const PhaseResult& r) {
-  return {{"workload", r.workload}, {"phase", r.phase},       {"engine", r.engine},
-          {"settings", r.settings}, {"ops", r.ops},           {"seconds", r.seconds},
-          {"ops_per_s", r.ops_per_s}, {"p50_us", r.p50_us},   {"p99_us", r.p99_us},
-          {"p999_us", r.p999_us},   {"write_amp", r.write_amp}, {"space_amp", r.space_amp},
-          {"peak_rss_mb", r.peak_rss_mb}, {"index_bytes_per_key", r.index_bytes_per_key},
-          {"read_bytes_per_op", r.read_bytes_per_op}, {"note", r.note}};
+  return {{"workload", r.workload},
+          {"phase", r.phase},
+          {"engine", r.engine},
+          {"settings", r.settings},
+          {"ops", r.ops},
+          {"seconds", r.seconds},
+          {"ops_per_s", r.ops_per_s},
+          {"p50_us", r.p50_us},
+          {"p99_us", r.p99_us},
+          {"p999_us", r.p999_us},
+          {"write_amp", r.write_amp},
+          {"space_amp", r.space_amp},
+          {"peak_rss_mb", r.peak_rss_mb},
+          {"index_bytes_per_key", r.index_bytes_per_key},
+          {"read_bytes_per_op", r.read_bytes_per_op},
+          {"note", r.note}};
 }
 
 PhaseResult FromJson(const nlohmann::json& j) {
@@ -78,7 +88,8 @@ std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
   std::string x;
-  while (std::getline(ss, x, ',')) if (!x.empty()) out.push_back(x);
+  while (std::getline(ss, x, ','))
+    if (!x.empty()) out.push_back(x);
   return out;
 }
 
@@ -102,10 +113,13 @@ int main(int argc, char** argv) {
   Args a;
   CLI::App app{"varve-bench: Varve against RocksDB, LevelDB, LMDB, tkrzw and Kyoto Cabinet"};
   std::string workloads = "small,halodb,halodb-ltm,scan,recovery,sync";
-  std::string engines = "varve,varve-ordered,varve-pread,rocksdb,leveldb,lmdb,tkrzw-hash,tkrzw-tree,kyoto-hash";
+  std::string engines =
+      "varve,varve-ordered,varve-pread,rocksdb,leveldb,lmdb,tkrzw-hash,tkrzw-tree,kyoto-hash";
   bool no_fio = false, no_drop = false, smoke = false;
-  app.add_option("--workloads", workloads, "Comma-separated: small,halodb,halodb-ltm,scan,recovery,sync");
-  app.add_option("--engines", engines, "Comma-separated engines (varve, varve-ordered, varve-pread, "
+  app.add_option("--workloads", workloads,
+                 "Comma-separated: small,halodb,halodb-ltm,scan,recovery,sync");
+  app.add_option("--engines", engines,
+                 "Comma-separated engines (varve, varve-ordered, varve-pread, "
                  "rocksdb, leveldb, lmdb, tkrzw-hash, tkrzw-tree, kyoto-hash)");
   app.add_option("--dir", a.dir, "Directory for the stores and fio's files (emptied)");
   app.add_option("--small-keys", a.small_keys, "small: number of keys");
@@ -163,7 +177,9 @@ int main(int argc, char** argv) {
   std::ostringstream header;
   {
     std::string cmd;
-    for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
+    // The program by its name only: the report must not carry this machine's paths.
+    cmd = "varve-bench";
+    for (int i = 1; i < argc; ++i) cmd += " " + std::string(argv[i]);
     time_t now = time(nullptr);
     char ts[64];
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M UTC", gmtime(&now));

@@ -24,9 +24,12 @@ std::string F(const char* fmt, double v) {
 std::string Ops(double v) {
   if (v <= 0) return "–";
   char b[64];
-  if (v >= 1e6) std::snprintf(b, sizeof b, "%.2fM", v / 1e6);
-  else if (v >= 1e3) std::snprintf(b, sizeof b, "%.1fK", v / 1e3);
-  else std::snprintf(b, sizeof b, "%.0f", v);
+  if (v >= 1e6)
+    std::snprintf(b, sizeof b, "%.2fM", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(b, sizeof b, "%.1fK", v / 1e3);
+  else
+    std::snprintf(b, sizeof b, "%.0f", v);
   return b;
 }
 
@@ -109,7 +112,8 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
     o << "- **" << e << "**";
     std::set<std::string> uniq;
     for (auto& s : ss) uniq.insert(s.substr(s.find(": ") + 2));
-    if (uniq.size() == 1) o << ": " << *uniq.begin() << "\n";
+    if (uniq.size() == 1)
+      o << ": " << *uniq.begin() << "\n";
     else {
       o << ":\n";
       for (auto& s : ss) o << "  - " << s << "\n";
@@ -141,9 +145,8 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
          "| disk read B/op | varve/best peer | varve/device | note |\n";
     o << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (auto* r : rows) {
-      o << "| " << r->engine << " | "
-        << (time_metric ? F("%.3f", r->seconds) : Ops(r->ops_per_s)) << " | "
-        << (r->p50_us > 0 ? F("%.1f", r->p50_us) : "–") << " | "
+      o << "| " << r->engine << " | " << (time_metric ? F("%.3f", r->seconds) : Ops(r->ops_per_s))
+        << " | " << (r->p50_us > 0 ? F("%.1f", r->p50_us) : "–") << " | "
         << (r->p99_us > 0 ? F("%.1f", r->p99_us) : "–") << " | "
         << (r->p999_us > 0 ? F("%.1f", r->p999_us) : "–") << " | " << F("%.2f", r->write_amp)
         << " | " << F("%.2f", r->space_amp) << " | " << F("%.0f", r->peak_rss_mb) << " | "
@@ -161,7 +164,8 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
   }
 
   // Targets.
-  auto find = [&](const std::string& w, const std::string& p, const std::string& e) -> const PhaseResult* {
+  auto find = [&](const std::string& w, const std::string& p,
+                  const std::string& e) -> const PhaseResult* {
     for (auto& r : results)
       if (r.workload == w && r.phase == p && r.engine == e) return &r;
     return nullptr;
@@ -214,8 +218,7 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
     bool have = v && rk && b.value > 0;
     double rr = have ? v->ops_per_s / rk->ops_per_s : 0, rb = have ? v->ops_per_s / b.value : 0;
     line(std::string(w) + " " + p + ": >= 2x RocksDB and >= 1.0x best peer",
-         F("%.2fx", rr) + " RocksDB, " + F("%.2fx", rb) + " " + b.engine, rr >= 2 && rb >= 1,
-         have);
+         F("%.2fx", rr) + " RocksDB, " + F("%.2fx", rb) + " " + b.engine, rr >= 2 && rb >= 1, have);
   }
   for (const char* w : {"small", "halodb"}) {
     auto* v = find(w, "overwrite random", "varve");
@@ -226,8 +229,7 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
     auto* v = find("sync", "overwrite, durable every write", "varve");
     double r = v && d.fdatasync_per_s > 0 ? v->ops_per_s / d.fdatasync_per_s : 0;
     line("sync per write >= 90% of fio fdatasync/s",
-         F("%.2f", r) + " (" + (v ? Ops(v->ops_per_s) : "") + " vs " + Ops(d.fdatasync_per_s) +
-             ")",
+         F("%.2f", r) + " (" + (v ? Ops(v->ops_per_s) : "") + " vs " + Ops(d.fdatasync_per_s) + ")",
          r >= 0.9, v && d.fdatasync_per_s > 0);
     std::string gp =
         "overwrite, durable every write, " + std::to_string(a.group_threads) + " writer threads";
@@ -235,8 +237,9 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
     line("group commit, " + std::to_string(a.group_threads) + " threads, >= 100K writes/s",
          g ? Ops(g->ops_per_s) + "/s" : "", g && g->ops_per_s >= 100e3, g != nullptr);
   }
-  for (const char* p : {"clean reopen, caches dropped", "reopen after kill -9 during writes, caches dropped",
-                        "clean reopen, warm cache"}) {
+  for (const char* p :
+       {"clean reopen, caches dropped", "reopen after kill -9 during writes, caches dropped",
+        "clean reopen, warm cache"}) {
     auto* v = find("recovery", p, "varve");
     auto* rk = find("recovery", p, "rocksdb");
     auto* lv = find("recovery", p, "leveldb");
@@ -244,8 +247,9 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
     bool ok = have && (!rk || v->seconds < rk->seconds) && (!lv || v->seconds < lv->seconds);
     line(std::string("recovery (") + p + ", " + std::to_string(a.recovery_keys) +
              " keys): faster than the log-replaying peers (RocksDB, LevelDB)",
-         (v ? F("%.3f s", v->seconds) : "") + " vs RocksDB " + (rk ? F("%.3f s", rk->seconds) : "–") +
-             ", LevelDB " + (lv ? F("%.3f s", lv->seconds) : "–"),
+         (v ? F("%.3f s", v->seconds) : "") + " vs RocksDB " +
+             (rk ? F("%.3f s", rk->seconds) : "–") + ", LevelDB " +
+             (lv ? F("%.3f s", lv->seconds) : "–"),
          ok, have);
   }
   for (const char* w : {"small", "halodb"}) {

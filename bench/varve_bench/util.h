@@ -79,12 +79,12 @@ struct Rng {
   uint64_t Uniform(uint64_t n) { return Next() % n; }
 };
 
-uint64_t IoWriteBytes();        // /proc/self/io write_bytes
-uint64_t IoReadBytes();         // /proc/self/io read_bytes
-uint64_t PeakRssBytes();        // VmHWM
-uint64_t RssBytes();            // VmRSS
+uint64_t IoWriteBytes();                          // /proc/self/io write_bytes
+uint64_t IoReadBytes();                           // /proc/self/io read_bytes
+uint64_t PeakRssBytes();                          // VmHWM
+uint64_t RssBytes();                              // VmRSS
 uint64_t DiskUsageBytes(const std::string& dir);  // allocated blocks, recursively
-bool DropCaches();              // sync + echo 3 > drop_caches; false if not allowed
+bool DropCaches();  // sync + echo 3 > drop_caches; false if not allowed
 void RemoveTree(const std::string& dir);
 
 }  // namespace varve_bench

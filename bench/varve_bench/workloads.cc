@@ -66,8 +66,7 @@ Timed RunOps(int threads, uint64_t max_ops, double seconds,
   return r;
 }
 
-PhaseResult Make(const std::string& workload, const std::string& phase, Engine& e,
-                 const Timed& t) {
+PhaseResult Make(const std::string& workload, const std::string& phase, Engine& e, const Timed& t) {
   PhaseResult r;
   r.workload = workload;
   r.phase = phase;
@@ -107,7 +106,8 @@ struct Shared {
 };
 
 Shared* MapShared() {
-  void* p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* p =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) Die("mmap failed");
   return new (p) Shared();
 }
@@ -231,8 +231,7 @@ void KeyValueWorkload(const Args& a, const std::string& workload, const std::str
       });
       stop = true;
     });
-    t = Reads(*e, a.mixed_readers, UINT64_MAX, a.mixed_seconds, n, 0, cfg.key_bytes, true,
-              &wrong);
+    t = Reads(*e, a.mixed_readers, UINT64_MAX, a.mixed_seconds, n, 0, cfg.key_bytes, true, &wrong);
     writer.join();
     mixed_writes = wt.ops;
     r = Make(workload, "mixed: " + std::to_string(a.mixed_readers) + " readers", *e, t);
@@ -292,15 +291,14 @@ void IndexMemory(const Args& a, const std::string& workload, const std::string& 
   double growth = static_cast<double>(sh->rss_after) - static_cast<double>(sh->rss_before);
   double fixed = static_cast<double>(empty->rss_after) - static_cast<double>(empty->rss_before);
   ix.index_bytes_per_key = (growth - fixed) / n;
-  ix.note = "open " + Fmt("%.3f", sh->open_seconds) + " s; (RSS growth of a fresh process over "
-            "Open + one Get) - (the same for an empty store: " + Fmt("%.1f", fixed / 1048576.0) +
-            " MiB), per key";
+  ix.note = "open " + Fmt("%.3f", sh->open_seconds) +
+            " s; (RSS growth of a fresh process over "
+            "Open + one Get) - (the same for an empty store: " +
+            Fmt("%.1f", fixed / 1048576.0) + " MiB), per key";
   out->push_back(ix);
 }
 
 // ---- larger than memory -------------------------------------------------------------------
-
-std::string g_cgroup;
 
 bool JoinMemoryLimit(uint64_t bytes, std::string* method) {
   const std::string base = "/sys/fs/cgroup/memory";
@@ -315,7 +313,6 @@ bool JoinMemoryLimit(uint64_t bytes, std::string* method) {
   std::ofstream f(dir + "/cgroup.procs");
   f << getpid();
   if (!f.flush()) return false;
-  g_cgroup = dir;
   *method = "cgroup v1 memory.limit_in_bytes = " + std::to_string(bytes >> 20) +
             " MiB (page cache charged), caches dropped before";
   return true;
@@ -338,14 +335,14 @@ void LtmWorkload(const Args& a, const std::string& engine, const std::string& di
   });
   if (rc != 0) Die("ltm fill failed");
   bool dropped = a.drop_caches && DropCaches();
-  Shared* sh = MapShared();
   rc = InChild([&] {
     std::string method;
     cfg.larger_than_memory = true;
     cfg.cache_bytes = (a.ltm_memory_mb << 20) / 4;
     bool limited = JoinMemoryLimit(a.ltm_memory_mb << 20, &method);
-    if (!limited) method = std::string("NO memory limit available") +
-                           (dropped ? ", caches dropped before" : "");
+    if (!limited)
+      method =
+          std::string("NO memory limit available") + (dropped ? ", caches dropped before" : "");
     auto e = MakeEngine(engine);
     e->Open(dir, cfg);
     std::vector<PhaseResult> res;
@@ -354,9 +351,10 @@ void LtmWorkload(const Args& a, const std::string& engine, const std::string& di
       uint64_t rb0 = IoReadBytes();
       Timed t = Reads(*e, threads, UINT64_MAX, a.ltm_seconds, n, 0, cfg.key_bytes, true, &wrong);
       uint64_t rb1 = IoReadBytes();
-      PhaseResult r = Make("halodb-ltm", "read random, " + std::to_string(threads) +
-                                             (threads == 1 ? " thread" : " threads"),
-                           *e, t);
+      PhaseResult r =
+          Make("halodb-ltm",
+               "read random, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads"),
+               *e, t);
       r.read_bytes_per_op = t.ops ? static_cast<double>(rb1 - rb0) / t.ops : 0;
       r.note = method + "; data " + Fmt("%.0f", n * (cfg.key_bytes + cfg.value_bytes) / 1048576.0) +
                " MiB" + (wrong ? "; " + std::to_string(wrong) + " keys not found!" : "");
@@ -372,7 +370,8 @@ void LtmWorkload(const Args& a, const std::string& engine, const std::string& di
         << r.peak_rss_mb << '\t' << r.note << '\n';
   });
   std::string cg = "/sys/fs/cgroup/memory/varve-bench-";
-  // The child joined a cgroup named after its own pid; remove any we can find that are empty.
+  // The child joined a cgroup named after its own pid; remove the empty ones (rmdir fails on a
+  // group that still has processes, e.g. another run's).
   std::error_code ec;
   for (auto& d : std::filesystem::directory_iterator("/sys/fs/cgroup/memory", ec)) {
     std::string p = d.path().string();
@@ -423,7 +422,8 @@ void ScanWorkload(const Args& a, const std::string& engine, const std::string& d
   BulkFill(*e, a.scan_keys, cfg.key_bytes, vs);
   uint64_t bytes = 0, keys = 0;
   Timed t = RunOps(1, 1, 0, [&](int, uint64_t) {
-    keys = e->Iterate([&](std::string_view k, std::string_view v) { bytes += k.size() + v.size(); });
+    keys =
+        e->Iterate([&](std::string_view k, std::string_view v) { bytes += k.size() + v.size(); });
   });
   PhaseResult r = Make("scan", "full iteration (keys/s)", *e, t);
   r.ops = keys;
@@ -438,9 +438,8 @@ void ScanWorkload(const Args& a, const std::string& engine, const std::string& d
     uint64_t got = 0;
     t = RunOps(1, a.range_scans, 0, [&](int, uint64_t) {
       MakeKey(rng.Uniform(a.scan_keys), cfg.key_bytes, &key);
-      got += e->Range(key, a.range_length, [&](std::string_view, std::string_view v) {
-        bytes += v.size();
-      });
+      got += e->Range(key, a.range_length,
+                      [&](std::string_view, std::string_view v) { bytes += v.size(); });
     });
     r = Make("scan", "range of " + std::to_string(a.range_length) + " keys (scans/s)", *e, t);
     r.note = Fmt("%.1f keys per scan", static_cast<double>(got) / std::max<uint64_t>(t.ops, 1));
@@ -515,8 +514,8 @@ void RecoveryWorkload(const Args& a, const std::string& engine, const std::strin
   dropped = a.drop_caches && DropCaches();
   Reopen(engine, dir, cfg, n + acked - check, check, sh);
   row(std::string("reopen after kill -9 during writes") + (dropped ? ", caches dropped" : ""),
-      "; " + std::to_string(acked) + " puts acknowledged, " + std::to_string(sh->lost) + " of the last " +
-          std::to_string(sh->checked) + " lost");
+      "; " + std::to_string(acked) + " puts acknowledged, " + std::to_string(sh->lost) +
+          " of the last " + std::to_string(sh->checked) + " lost");
 }
 
 // ---- sync -----------------------------------------------------------------------------------
@@ -569,8 +568,8 @@ void SyncWorkload(const Args& a, const std::string& engine, const std::string& d
     MakeKey(rngs[th].Uniform(n), cfg.key_bytes, &k);
     e->Put(k, vs.Next(i * 64 + th));
   });
-  r = Make("sync", "overwrite, durable every write, " + std::to_string(a.group_threads) +
-                       " writer threads",
+  r = Make("sync",
+           "overwrite, durable every write, " + std::to_string(a.group_threads) + " writer threads",
            *e, t);
   r.write_amp = (IoWriteBytes() - io0) / (t.ops * kv);
   out->push_back(r);
@@ -581,21 +580,26 @@ void SyncWorkload(const Args& a, const std::string& engine, const std::string& d
 }  // namespace
 
 std::string MemoryLimitMethod() {
-  if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0)
-    return "cgroup v1 memory controller";
+  if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0) return "cgroup v1 memory controller";
   return "";
 }
 
 void RunWorkload(const Args& a, const std::string& workload, const std::string& engine,
                  const std::string& dir, std::vector<PhaseResult>* out) {
-  if (workload == "small" || workload == "halodb") KeyValueWorkload(a, workload, engine, dir, out);
+  if (workload == "small" || workload == "halodb")
+    KeyValueWorkload(a, workload, engine, dir, out);
   else if (workload == "small-reopen" || workload == "halodb-reopen")
     IndexMemory(a, workload.substr(0, workload.find('-')), engine, dir, out);
-  else if (workload == "halodb-ltm") LtmWorkload(a, engine, dir, out);
-  else if (workload == "scan") ScanWorkload(a, engine, dir, out);
-  else if (workload == "recovery") RecoveryWorkload(a, engine, dir, out);
-  else if (workload == "sync") SyncWorkload(a, engine, dir, out);
-  else Die("unknown workload " + workload);
+  else if (workload == "halodb-ltm")
+    LtmWorkload(a, engine, dir, out);
+  else if (workload == "scan")
+    ScanWorkload(a, engine, dir, out);
+  else if (workload == "recovery")
+    RecoveryWorkload(a, engine, dir, out);
+  else if (workload == "sync")
+    SyncWorkload(a, engine, dir, out);
+  else
+    Die("unknown workload " + workload);
 }
 
 }  // namespace varve_bench
