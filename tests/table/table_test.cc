@@ -56,7 +56,9 @@ void ExpectMatches(const TableReader& t, const Model& m) {
     Status s = t.Find(k, &v, &tomb);
     ASSERT_TRUE(s.ok()) << k << ": " << s.ToString();
     ASSERT_EQ(tomb, !val.has_value()) << k;
-    if (val) ASSERT_EQ(v, *val) << k;
+    if (val) {
+      ASSERT_EQ(v, *val) << k;
+    }
     EXPECT_EQ(t.Get(k, &v).IsNotFound(), !val.has_value());
   }
   auto it = t.NewIterator();
@@ -65,7 +67,9 @@ void ExpectMatches(const TableReader& t, const Model& m) {
     ASSERT_NE(mi, m.end());
     ASSERT_EQ(it->key(), mi->first);
     ASSERT_EQ(it->is_tombstone(), !mi->second.has_value());
-    if (mi->second) ASSERT_EQ(it->value(), *mi->second);
+    if (mi->second) {
+      ASSERT_EQ(it->value(), *mi->second);
+    }
   }
   ASSERT_TRUE(it->status().ok()) << it->status().ToString();
   EXPECT_EQ(mi, m.end());
@@ -292,7 +296,9 @@ TEST(TableCorruptionTest, TruncatedAndFlippedBytes) {
         Status s = (*r)->Find(k, &v, &tomb);
         if (s.ok()) {
           ASSERT_EQ(tomb, !val.has_value()) << "byte " << pos;
-          if (val) ASSERT_EQ(v, *val) << "byte " << pos;
+          if (val) {
+            ASSERT_EQ(v, *val) << "byte " << pos;
+          }
         } else {
           ASSERT_TRUE(s.IsCorruption()) << "byte " << pos << ": " << s.ToString();
           EXPECT_NE(s.message().find("at offset"), std::string::npos) << s.message();
@@ -302,9 +308,13 @@ TEST(TableCorruptionTest, TruncatedAndFlippedBytes) {
       auto mi = m.begin();
       for (it->SeekToFirst(); it->Valid(); it->Next(), ++mi) {
         ASSERT_EQ(it->key(), mi->first) << "byte " << pos;
-        if (mi->second) ASSERT_EQ(it->value(), *mi->second) << "byte " << pos;
+        if (mi->second) {
+          ASSERT_EQ(it->value(), *mi->second) << "byte " << pos;
+        }
       }
-      if (mi != m.end()) ASSERT_TRUE(it->status().IsCorruption()) << "byte " << pos;
+      if (mi != m.end()) {
+        ASSERT_TRUE(it->status().IsCorruption()) << "byte " << pos;
+      }
       EXPECT_FALSE((*r)->Check().ok()) << "byte " << pos;
     }
   }
