@@ -318,6 +318,19 @@ bool JoinMemoryLimit(uint64_t bytes, std::string* method) {
   return true;
 }
 
+// Fills a store in a child process of its own (no memory limit; fill speed is measured elsewhere).
+void FillInChild(const std::string& engine, const std::string& dir, const EngineConfig& cfg,
+                 uint64_t n, const std::string& what) {
+  int rc = InChild([&] {
+    ValueSource vs(cfg.value_bytes);
+    auto e = MakeEngine(engine);
+    e->Open(dir, cfg);
+    BulkFill(*e, n, cfg.key_bytes, vs);
+    e->Close();
+  });
+  if (rc != 0) Die(what + " fill failed");
+}
+
 void LtmWorkload(const Args& a, const std::string& engine, const std::string& dir,
                  std::vector<PhaseResult>* out) {
   EngineConfig cfg;
@@ -326,16 +339,9 @@ void LtmWorkload(const Args& a, const std::string& engine, const std::string& di
   cfg.value_bytes = a.halodb_value_bytes;
   uint64_t n = a.ltm_keys;
   // Fill in a child without a limit (fill speed is measured by halodb).
-  int rc = InChild([&] {
-    ValueSource vs(cfg.value_bytes);
-    auto e = MakeEngine(engine);
-    e->Open(dir, cfg);
-    BulkFill(*e, n, cfg.key_bytes, vs);
-    e->Close();
-  });
-  if (rc != 0) Die("ltm fill failed");
+  FillInChild(engine, dir, cfg, n, "ltm");
   bool dropped = a.drop_caches && DropCaches();
-  rc = InChild([&] {
+  int rc = InChild([&] {
     std::string method;
     cfg.larger_than_memory = true;
     cfg.cache_bytes = (a.ltm_memory_mb << 20) / 4;
@@ -458,14 +464,7 @@ void RecoveryWorkload(const Args& a, const std::string& engine, const std::strin
   cfg.key_bytes = a.small_key_bytes;
   cfg.value_bytes = a.small_value_bytes;
   uint64_t n = a.recovery_keys;
-  int rc = InChild([&] {
-    ValueSource vs(cfg.value_bytes);
-    auto e = MakeEngine(engine);
-    e->Open(dir, cfg);
-    BulkFill(*e, n, cfg.key_bytes, vs);
-    e->Close();
-  });
-  if (rc != 0) Die("recovery fill failed");
+  FillInChild(engine, dir, cfg, n, "recovery");
   Shared* sh = MapShared();
   auto row = [&](const std::string& phase, const std::string& note) {
     PhaseResult r;

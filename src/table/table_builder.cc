@@ -31,6 +31,22 @@ class TableBuilderImpl final : public TableBuilder {
   std::string sparse_path() const { return path_ + ".sparse.tmp"; }
   std::string hash_path() const { return path_ + ".hash.tmp"; }
 
+  // Calls fn(12-byte entry head: block offset u64, key length u32; first key) for every block,
+  // in order, from the spilled sparse list.
+  template <typename Fn>
+  Status ForEachSparseEntry(Fn&& fn) {
+    VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
+    char head[12];
+    std::string key;
+    for (uint64_t i = 0; i < blocks_; ++i) {
+      VARVE_RETURN_IF_ERROR(r->Read(12, head));
+      key.resize(DecodeFixed32(head + 8));
+      VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
+      VARVE_RETURN_IF_ERROR(fn(head, key));
+    }
+    return Status::Ok();
+  }
+
   Status Start() {
     VARVE_ASSIGN_OR_RETURN(out_, BufferedWriter::Create(env_, tmp_path()));
     VARVE_ASSIGN_OR_RETURN(sparse_, BufferedWriter::Create(env_, sparse_path()));
@@ -163,54 +179,33 @@ class TableBuilderImpl final : public TableBuilder {
       xs.Update(piece);
       return out_->Append(piece);
     };
+    // Three passes over the spilled (block offset, first key) list, one per section.
+    VARVE_RETURN_IF_ERROR(ForEachSparseEntry(
+        [&](const char* head, const std::string&) { return emit(std::string_view(head, 8)); }));
     {
-      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
-      char b[12];
-      std::string key;
-      for (uint64_t i = 0; i < blocks_; ++i) {
-        VARVE_RETURN_IF_ERROR(r->Read(12, b));
-        key.resize(DecodeFixed32(b + 8));
-        VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
-        VARVE_RETURN_IF_ERROR(emit(std::string_view(b, 8)));
-      }
       char e[8];
       EncodeFixed64(e, data_end);
       VARVE_RETURN_IF_ERROR(emit(std::string_view(e, 8)));
     }
+    uint64_t key_offset = 0;
+    VARVE_RETURN_IF_ERROR(ForEachSparseEntry([&](const char*, const std::string& key) {
+      char o[4];
+      EncodeFixed32(o, static_cast<uint32_t>(key_offset));
+      key_offset += key.size();
+      return emit(std::string_view(o, 4));
+    }));
+    if (key_offset + last_key_.size() > UINT32_MAX) {
+      return Status::InvalidArgument("table builder: sparse index keys exceed 4 GiB");
+    }
     {
-      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
-      char b[12];
-      std::string key;
-      uint64_t key_offset = 0;
-      for (uint64_t i = 0; i < blocks_; ++i) {
-        VARVE_RETURN_IF_ERROR(r->Read(12, b));
-        key.resize(DecodeFixed32(b + 8));
-        VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
-        char o[4];
-        EncodeFixed32(o, static_cast<uint32_t>(key_offset));
-        VARVE_RETURN_IF_ERROR(emit(std::string_view(o, 4)));
-        key_offset += key.size();
-      }
-      if (key_offset + last_key_.size() > UINT32_MAX) {
-        return Status::InvalidArgument("table builder: sparse index keys exceed 4 GiB");
-      }
       char o[8];
       EncodeFixed32(o, static_cast<uint32_t>(key_offset));
       EncodeFixed32(o + 4, static_cast<uint32_t>(key_offset + last_key_.size()));
       VARVE_RETURN_IF_ERROR(emit(std::string_view(o, 8)));
     }
-    {
-      VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, sparse_path()));
-      char b[12];
-      std::string key;
-      for (uint64_t i = 0; i < blocks_; ++i) {
-        VARVE_RETURN_IF_ERROR(r->Read(12, b));
-        key.resize(DecodeFixed32(b + 8));
-        VARVE_RETURN_IF_ERROR(r->Read(key.size(), key.data()));
-        VARVE_RETURN_IF_ERROR(emit(key));
-      }
-      VARVE_RETURN_IF_ERROR(emit(last_key_));
-    }
+    VARVE_RETURN_IF_ERROR(
+        ForEachSparseEntry([&](const char*, const std::string& key) { return emit(key); }));
+    VARVE_RETURN_IF_ERROR(emit(last_key_));
     const uint64_t sparse_bytes = out_->Size() - sparse_offset;
     const uint64_t sparse_checksum = xs.Digest();
 
