@@ -206,8 +206,10 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
   if (size < kFileHeaderBytes + kHintFooterBytes) {
     return Status::Corruption(path + ": hint file truncated (" + std::to_string(size) + " bytes)");
   }
-  std::string data(size, '\0');
-  VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, size, data.data()));
+  // Not zero-filled first: the read writes every byte (a short read is refused).
+  std::unique_ptr<char[]> buf(new char[size]);
+  const std::string_view data(buf.get(), size);
+  VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, size, buf.get()));
   if (n != size) return Status::Corruption(path + ": short read");
   FileHeader header;
   VARVE_RETURN_IF_ERROR(DecodeFileHeader(data.data(), n, kHintMagic, path, &header));
