@@ -12,6 +12,10 @@ class DBIter final : public Iterator {
   DBIter(DBImpl* db, const ReadOptions& opts)
       : db_(db), prefix_(opts.prefix), start_(opts.start), end_(opts.end) {
     if (db_->index()->Ordered() && prefix_ > start_) start_ = prefix_;
+    if (db_->index()->Ordered() && db_->tables() != nullptr && !db_->tables()->empty()) {
+      tables_ = db_->tables()->Current();
+      merged_ = !tables_->layers.empty();
+    }
     Advance();
   }
 
@@ -37,6 +41,7 @@ class DBIter final : public Iterator {
   }
 
   void Advance() {
+    if (merged_) return AdvanceMerged();
     valid_ = false;
     while (status_.ok()) {
       if (pos_ >= chunk_.size()) {
@@ -133,6 +138,125 @@ class DBIter final : public Iterator {
     }
   }
 
+  // The ordered index with tables attached: one merge of the live keys and every table in key
+  // order. At equal keys live data wins over tables, and a newer table over an older one.
+  void AdvanceMerged() {
+    valid_ = false;
+    if (table_its_.empty()) {
+      std::string from = std::max(prefix_, start_);
+      for (const auto& layer : tables_->layers) {
+        table_its_.push_back(layer.reader->NewIterator());
+        table_its_.back()->Seek(from);
+      }
+    }
+    while (status_.ok()) {
+      const std::string* live = PeekLive();
+      if (!status_.ok()) return;
+      // The smallest key among the sources and the newest table that holds it.
+      std::string_view min;
+      bool any = live != nullptr;
+      if (any) min = *live;
+      int winner = -1;  // a table index, or -1 for live data
+      for (int i = static_cast<int>(table_its_.size()) - 1; i >= 0; --i) {
+        TableIterator* t = table_its_[i].get();
+        if (!TableUsable(t)) continue;
+        if (!any || t->key() < min) {
+          min = t->key();
+          winner = i;
+          any = true;
+        } else if (winner >= 0 && t->key() == min && i > winner) {
+          winner = i;
+        }
+      }
+      if (!any) return;
+      if (live != nullptr && *live == min) winner = -1;
+      if (winner >= 0) {
+        TableIterator* t = table_its_[winner].get();
+        bool tomb = t->is_tombstone();
+        if (!tomb) {
+          key_.assign(t->key());
+          value_.value.assign(t->value());
+          value_.version = TableLayers::TableVersion(*tables_);
+          value_.expiry_ms = 0;
+          value_.user_flags = 0;
+        }
+        SkipTablesAt(tomb ? std::string(min) : key_);
+        if (tomb) continue;
+        valid_ = true;
+        return;
+      }
+      // Live data: consume it and every table record of the same key.
+      auto& [key, entry] = chunk_[pos_++];
+      SkipTablesAt(key);
+      if (entry.tombstone()) continue;
+      if (ReadLive(key, entry)) return;
+    }
+  }
+
+  // The next live key the scan may return (nullptr when there is none), leaving it at pos_.
+  const std::string* PeekLive() {
+    while (true) {
+      if (pos_ >= chunk_.size()) {
+        if (!more_) return nullptr;
+        chunk_.clear();
+        pos_ = 0;
+        more_ = db_->index()->Scan(&cursor_, start_, 1024, &chunk_);
+        continue;
+      }
+      const std::string& key = chunk_[pos_].first;
+      if (PastEnd(key)) {
+        more_ = false;
+        chunk_.clear();
+        return nullptr;
+      }
+      if (!Wanted(key)) {
+        ++pos_;
+        continue;
+      }
+      return &key;
+    }
+  }
+
+  // A table iterator positioned on a key the scan may return; records an error.
+  bool TableUsable(TableIterator* t) {
+    while (t->Valid() && !PastEnd(t->key()) && !Wanted(t->key())) t->Next();
+    if (!t->Valid()) {
+      if (status_.ok()) status_ = t->status();
+      return false;
+    }
+    return !PastEnd(t->key());
+  }
+
+  void SkipTablesAt(std::string_view key) {
+    const std::string k(key);  // key may point into an iterator that moves below
+    for (auto& t : table_its_) {
+      while (t->Valid() && t->key() == k) t->Next();
+    }
+  }
+
+  // Reads the live record of key into value_; true when it is returned (valid_ set or an error).
+  bool ReadLive(std::string& key, const IndexEntry& entry) {
+    IndexEntry e = entry;
+    while (true) {
+      bool moved;
+      Status s = db_->ReadEntry(key, e, &value_, &moved);
+      if (moved) {
+        if (!db_->index()->Get(key, &e) || e.tombstone()) return false;  // deleted meanwhile
+        continue;
+      }
+      if (s.IsNotFound()) return false;  // expired
+      if (!s.ok()) {
+        status_ = s;
+        return true;
+      }
+      key_ = std::move(key);
+      valid_ = true;
+      return true;
+    }
+  }
+
+  bool merged_ = false;
+  std::vector<std::unique_ptr<TableIterator>> table_its_;
   std::shared_ptr<const TableLayers::Set> tables_;
   size_t layer_ = 0;
   std::unique_ptr<TableIterator> table_it_;

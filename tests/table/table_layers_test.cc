@@ -130,6 +130,62 @@ TEST(TableLayersTest, ReadsFallThroughAndDeletesShadow) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(TableLayersTest, OrderedIterationMergesLiveDataAndTables) {
+  TempDir dir;
+  BuildTable(dir.Sub("old.vtb"), 100, "old", {90});
+  BuildTable(dir.Sub("new.vtb"), 50, "new", {7});
+  Options o;
+  o.index = IndexKind::kOrdered;
+  o.background_compaction = false;
+  auto opened = DB::Open(o, dir.Sub("db"));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<DB> db = std::move(opened).value();
+  ASSERT_TRUE(db->AttachTable(dir.Sub("old.vtb")).ok());
+  ASSERT_TRUE(db->AttachTable(dir.Sub("new.vtb")).ok());
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 100; ++i) model[Key(i)] = (i < 50 ? "new-" : "old-") + std::to_string(i);
+  model.erase(Key(7));
+  model.erase(Key(90));  // a tombstone in the older table only
+  for (int i : {3, 55, 150, 151}) {
+    ASSERT_TRUE(db->Put(Key(i), "live-" + std::to_string(i)).ok());
+    model[Key(i)] = "live-" + std::to_string(i);
+  }
+  for (int i : {4, 60, 151}) {
+    ASSERT_TRUE(db->Delete(Key(i)).ok());
+    model.erase(Key(i));
+  }
+  ASSERT_TRUE(db->Put("a-first", "live").ok());
+  model["a-first"] = "live";
+
+  auto check = [&](const ReadOptions& ro) {
+    std::vector<std::pair<std::string, std::string>> got, want;
+    for (auto it = db->NewIterator(ro); it->Valid() || !it->status().ok(); it->Next()) {
+      ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+      got.emplace_back(std::string(it->key()), std::string(it->value()));
+    }
+    for (const auto& [k, v] : model) {
+      if (!ro.prefix.empty() && !k.starts_with(ro.prefix)) continue;
+      if (!ro.start.empty() && k < ro.start) continue;
+      if (!ro.end.empty() && k >= ro.end) continue;
+      want.emplace_back(k, v);
+    }
+    EXPECT_EQ(got, want) << "prefix '" << ro.prefix << "' start '" << ro.start << "' end '"
+                         << ro.end << "'";
+  };
+  check({});
+  ReadOptions ro;
+  ro.prefix = "key00005";
+  check(ro);
+  ro = {};
+  ro.start = Key(45);
+  ro.end = Key(62);
+  check(ro);
+  ro = {};
+  ro.prefix = "key0001";
+  ro.start = Key(150);
+  check(ro);
+}
+
 TEST(TableLayersTest, VersionsOfTableValues) {
   TempDir dir;
   BuildTable(dir.Sub("t"), 10, "t");
