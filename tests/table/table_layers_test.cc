@@ -176,13 +176,15 @@ TEST(TableLayersTest, OrderedIterationMergesLiveDataAndTables) {
   ReadOptions ro;
   ro.prefix = "key00005";
   check(ro);
+  // ReadOptions holds views: the bounds must outlive the scans.
+  const std::string k45 = Key(45), k62 = Key(62), k150 = Key(150);
   ro = {};
-  ro.start = Key(45);
-  ro.end = Key(62);
+  ro.start = k45;
+  ro.end = k62;
   check(ro);
   ro = {};
   ro.prefix = "key0001";
-  ro.start = Key(150);
+  ro.start = k150;
   check(ro);
 }
 
