@@ -59,10 +59,10 @@ struct Options {
   uint32_t open_threads = 0;
   // Read records of up to 4 KiB through shared read-only mappings of the segment files instead
   // of one pread per read (no system call when the page is cached; larger records keep pread,
-  // which asks the disk once where a mapping would fault page by page when data outgrows RAM). A disk error under a mapping raises
-  // SIGBUS: the store installs a handler (chaining to the one before it) that turns it into the
-  // read's IOError; a program that replaces the SIGBUS handler later should turn this off.
-  // Default: true.
+  // which asks the disk once where a mapping would fault page by page when data outgrows RAM). A
+  // disk error under a mapping raises SIGBUS: the store installs a handler (chaining to the one
+  // before it) that turns it into the read's IOError; a program that replaces the SIGBUS handler
+  // later should turn this off. Default: true.
   bool mmap_reads = true;
   // File system; nullptr = Env::Default(). Not owned; must outlive the DB.
   Env* env = nullptr;

@@ -138,8 +138,7 @@ class PosixRandomAccessFile final : public RandomAccessFile {
     // Larger reads go through pread: one request to the disk when the data is not cached,
     // where a copy from the mapping would fault in (and wait for) one page at a time.
     if (map_ != nullptr && n <= kMaxMappedRead && offset + n <= map_length_ &&
-        offset + n >= offset &&
-        GuardedCopy(scratch, map_ + offset, n)) {
+        offset + n >= offset && GuardedCopy(scratch, map_ + offset, n)) {
       return n;
     }
     size_t done = 0;
