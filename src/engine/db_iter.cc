@@ -164,9 +164,7 @@ class DBIter final : public Iterator {
           min = t->key();
           winner = i;
           any = true;
-        } else if (winner >= 0 && t->key() == min && i > winner) {
-          winner = i;
-        }
+        }  // equal keys keep the newer table: the scan goes newest first
       }
       if (!any) return;
       if (live != nullptr && *live == min) winner = -1;
