@@ -63,6 +63,18 @@ class Env {
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   // Opens an existing file for appending at its end.
   virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) = 0;
+  // Opens path for appending through a shared writable memory mapping of its first map_bytes:
+  // an Append is a copy into the page cache, no system call (a process crash loses nothing that
+  // was appended; Sync makes it durable as usual). Space is reserved ahead of the end in steps,
+  // so until Close truncates the file (and after a crash) it may end in zero bytes past Size().
+  // Appends past map_bytes are written with write(2). truncate: create or empty the file; else
+  // append at its current end. The default implementation opens a plain writable file.
+  virtual Result<std::unique_ptr<WritableFile>> NewMappedWritableFile(const std::string& path,
+                                                                      uint64_t map_bytes,
+                                                                      bool truncate) {
+    (void)map_bytes;
+    return truncate ? NewWritableFile(path) : NewAppendableFile(path);
+  }
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) = 0;
   virtual bool FileExists(const std::string& path) = 0;

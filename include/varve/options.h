@@ -18,8 +18,8 @@ enum class IndexKind : uint8_t {
 
 // What a write's acknowledgement promises. See docs/design.md for what each mode can lose.
 enum class Durability : uint8_t {
-  // write(2) to the OS before acknowledging; the OS decides when it reaches the disk. Survives a
-  // process crash (kill -9), not a power failure.
+  // Copied into the page cache before acknowledging; the OS decides when it reaches the disk.
+  // Survives a process crash (kill -9), not a power failure.
   kNone,
   // As kNone, plus a background fdatasync every sync_interval_ms.
   kInterval,
@@ -64,6 +64,12 @@ struct Options {
   // before it) that turns it into the read's IOError; a program that replaces the SIGBUS handler
   // later should turn this off. Default: true.
   bool mmap_reads = true;
+  // Append to the active segment through a shared writable mapping of it instead of one write(2)
+  // per write group: a write is a copy into the page cache, and a process crash loses no
+  // acknowledged write either way (durability still comes from fdatasync). The segment is grown
+  // in 1 MiB reservations (fallocate), so a full disk is reported before any copy. The SIGBUS
+  // handler of mmap_reads guards these copies too. Default: true.
+  bool mmap_writes = true;
   // File system; nullptr = Env::Default(). Not owned; must outlive the DB.
   Env* env = nullptr;
 };

@@ -567,6 +567,13 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   VARVE_RETURN_IF_ERROR((*file)->Append(std::string_view(header, kFileHeaderBytes)));
   VARVE_RETURN_IF_ERROR((*file)->Sync());
   VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  // The writer's segment is then appended through a mapping (compaction writes its output in
+  // large appends). The header is durable first: a crash never leaves a reserved file without it.
+  if (options_.mmap_writes && !compaction_output) {
+    VARVE_RETURN_IF_ERROR((*file)->Close());
+    VARVE_ASSIGN_OR_RETURN(
+        *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false));
+  }
   VARVE_ASSIGN_OR_RETURN(seg->reader, env_->NewRandomAccessFile(seg->path));
   seg->reader->AdviseRandom();
   // The segment grows into its mapping; reads only ask for records already written.

@@ -168,7 +168,13 @@ Status DBImpl::Recover() {
       VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + HintFileName(tail->id)));
       tail->has_hint = false;
     }
-    VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env_->NewAppendableFile(tail->path));
+    std::unique_ptr<WritableFile> f;
+    if (options_.mmap_writes) {
+      VARVE_ASSIGN_OR_RETURN(
+          f, env_->NewMappedWritableFile(tail->path, options_.segment_size_bytes, false));
+    } else {
+      VARVE_ASSIGN_OR_RETURN(f, env_->NewAppendableFile(tail->path));
+    }
     if (f->Size() != tail->size_bytes.load()) {
       return Status::IOError(tail->path + ": size changed while opening");
     }
@@ -266,8 +272,19 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
         });
   };
   uint64_t size = seg->size_bytes.load();
-  Status s = load(size);
   uint64_t described = HintSegmentBytes(env_, hint_path);
+  if (described >= kFileHeaderBytes && described < size && !seg->compaction_output) {
+    // Zeros after the described end: space a mapped writer reserved (mmap_writes) whose cut at
+    // close did not reach the disk. Cut it again, so that appends go right after the records.
+    SegmentScanner tail_scan(seg->reader.get(), size, seg->path);
+    if (tail_scan.ZerosFrom(described)) {
+      VARVE_RETURN_IF_ERROR(env_->Truncate(seg->path, described));
+      seg->size_bytes = size = described;
+    } else if (!tail_scan.io_status().ok()) {
+      return tail_scan.io_status();
+    }
+  }
+  Status s = load(size);
   if (!s.ok() && described > size) {
     // Segments never shrink: the file lost its end after its hint was written. Trust the hint,
     // so that the lost records stay the newest versions of their keys and reads of them fail
@@ -367,6 +384,18 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
                        : step == SegmentScanner::Step::kTruncated
                            ? "a truncated record"
                            : "a damaged record (" + why + ")";
+    if (step != SegmentScanner::Step::kEnd && !seg->compaction_output &&
+        scanner.ZerosFrom(offset)) {
+      // Space the writer reserved ahead of its data (mmap_writes), left by a crash: the end.
+      if (!batch.empty()) {
+        LogWarning(seg->path + ": cutting an uncommitted batch at offset " +
+                   std::to_string(last_good));
+      }
+      VARVE_RETURN_IF_ERROR(env_->Truncate(seg->path, last_good));
+      seg->size_bytes = last_good;
+      break;
+    }
+    if (!scanner.io_status().ok()) return scanner.io_status();
     if (step != SegmentScanner::Step::kEnd) {
       // Valid records after the damage mean a damaged record, not a torn write: skip it and
       // load the rest. (Writer segments hold increasing sequence numbers, which rules out

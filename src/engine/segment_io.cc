@@ -92,6 +92,23 @@ SegmentScanner::Step SegmentScanner::Resync(uint64_t damage_offset, uint64_t min
   return Step::kEnd;
 }
 
+bool SegmentScanner::ZerosFrom(uint64_t offset) {
+  std::string chunk(std::min<uint64_t>(file_size_ - std::min(offset, file_size_), 1u << 16), '\0');
+  while (offset < file_size_) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), file_size_ - offset));
+    Result<size_t> n = file_->Read(offset, want, chunk.data());
+    if (!n.ok()) {
+      io_status_ = n.status();
+      return false;
+    }
+    if (*n == 0) break;  // the file is shorter than it was: nothing more to read
+    const char* p = chunk.data();
+    if (p[0] != 0 || std::memcmp(p, p + 1, *n - 1) != 0) return false;
+    offset += *n;
+  }
+  return true;
+}
+
 HintWriter::HintWriter(Env* env, std::string tmp, std::string final_path,
                        std::unique_ptr<WritableFile> f)
     : env_(env),

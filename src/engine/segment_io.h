@@ -28,6 +28,10 @@ class SegmentScanner {
   Step Resync(uint64_t damage_offset, uint64_t min_seq, RecordView* rec, uint64_t* offset);
   // An I/O error met by Next (reported as kCorrupt with why naming it).
   const Status& io_status() const { return io_status_; }
+  // True if every byte from offset to the end of the file is zero: the space a mapped writer
+  // reserves ahead of its data (Env::NewMappedWritableFile), which a crash leaves uncut. False
+  // (and io_status set) on a read error.
+  bool ZerosFrom(uint64_t offset);
 
  private:
   bool Fill(size_t want);

@@ -7,7 +7,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -114,6 +118,135 @@ bool GuardedCopy(char* dst, const char* src, size_t n) {
   return true;
 }
 
+// Copies front to back, so that a process killed during the copy leaves a prefix of src in a
+// shared mapping (memcpy may store the end of a large block first): recovery then sees complete
+// records followed by one torn record, never a record after a gap. False on SIGBUS.
+bool GuardedForwardCopy(char* dst, const char* src, size_t n) {
+  sigjmp_buf jump;
+  if (sigsetjmp(jump, 0) != 0) {
+    tls_copy_guard = nullptr;
+    return false;
+  }
+  tls_copy_guard = &jump;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+  }
+#endif
+  for (; i < n; ++i) reinterpret_cast<volatile char*>(dst)[i] = src[i];
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_copy_guard = nullptr;
+  return true;
+}
+
+// Appends by copying into a MAP_SHARED mapping: no system call per Append. The file is grown
+// ahead of the data with fallocate (blocks reserved, so a full disk is an error at the reserve,
+// not a SIGBUS at writeback) and cut back to the data at Close. A copy that raises SIGBUS
+// anyway (a disk error on a page being read back) is an I/O error.
+class PosixMappedWritableFile final : public WritableFile {
+ public:
+  static constexpr uint64_t kReserveStep = 1u << 20;
+
+  PosixMappedWritableFile(std::string path, int fd, uint64_t size, uint64_t map_bytes)
+      : path_(std::move(path)), fd_(fd), size_(size), reserved_(size) {
+    void* p = map_bytes == 0
+                  ? MAP_FAILED
+                  : ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p != MAP_FAILED) {  // else every Append uses write(2)
+      InstallSigbusHandler();
+      map_ = static_cast<char*>(p);
+      map_length_ = map_bytes;
+    }
+  }
+  ~PosixMappedWritableFile() override { (void)Close(); }
+
+  Status Append(std::string_view data) override {
+    uint64_t end = size_ + data.size();
+    if (map_ == nullptr || end > map_length_ || end < size_) return AppendWrite(data);
+    if (end > reserved_) VARVE_RETURN_IF_ERROR(Reserve(end));
+    if (!GuardedForwardCopy(map_ + size_, data.data(), data.size())) {
+      return Status::IOError("write " + path_ + ": I/O error at offset " + std::to_string(size_) +
+                             " (SIGBUS while copying into the mapping)");
+    }
+    size_ = end;
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    std::lock_guard lock(mu_);
+    if (fd_ < 0) return Status::Ok();  // closed: nothing left to sync through this handle
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+    return Status::Ok();
+  }
+
+  Status Close() override {
+    std::lock_guard lock(mu_);
+    if (fd_ < 0) return Status::Ok();
+    Status s;
+    if (map_ != nullptr) ::munmap(map_, map_length_);
+    map_ = nullptr;
+    if (reserved_ > size_) {
+      // Durable before the caller writes a hint that describes the cut size.
+      if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+        s = ErrnoStatus("ftruncate", path_, errno);
+      } else if (::fsync(fd_) != 0) {
+        s = ErrnoStatus("fsync", path_, errno);
+      }
+    }
+    if (::close(fd_) != 0 && s.ok()) s = ErrnoStatus("close", path_, errno);
+    fd_ = -1;
+    return s;
+  }
+
+  uint64_t Size() const override { return size_; }
+
+ private:
+  // Grows the file to cover end, a step ahead where the disk has room.
+  Status Reserve(uint64_t end) {
+    uint64_t want = std::min(map_length_, std::max(end, reserved_ + kReserveStep));
+    int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(want));
+    if (rc == ENOSPC && want > end) {
+      want = end;  // take what is left: only the data must fit
+      rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(want));
+    }
+    if (rc == EOPNOTSUPP || rc == EINVAL) {
+      // No reservations here: the size alone (a full disk then shows as SIGBUS in the copy).
+      rc = ::ftruncate(fd_, static_cast<off_t>(want)) == 0 ? 0 : errno;
+    }
+    if (rc != 0) return ErrnoStatus("fallocate", path_, rc);
+    reserved_ = want;
+    return Status::Ok();
+  }
+
+  Status AppendWrite(std::string_view data) {
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(size_));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", path_, errno);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+      size_ += static_cast<uint64_t>(n);
+    }
+    reserved_ = std::max(reserved_, size_);
+    return Status::Ok();
+  }
+
+  std::string path_;
+  std::mutex mu_;  // Sync (the sync thread) against Close
+  int fd_;
+  uint64_t size_;      // data bytes
+  uint64_t reserved_;  // file size: data plus the zeros reserved after it
+  char* map_ = nullptr;
+  uint64_t map_length_ = 0;
+};
+
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   static constexpr size_t kMaxMappedRead = 4096;
@@ -201,6 +334,22 @@ class PosixEnv final : public Env {
     }
     return std::unique_ptr<WritableFile>(
         new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  }
+
+  Result<std::unique_ptr<WritableFile>> NewMappedWritableFile(const std::string& path,
+                                                              uint64_t map_bytes,
+                                                              bool truncate) override {
+    int flags = O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0);
+    int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus("fstat", path, err);
+    }
+    return std::unique_ptr<WritableFile>(
+        new PosixMappedWritableFile(path, fd, static_cast<uint64_t>(st.st_size), map_bytes));
   }
 
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
