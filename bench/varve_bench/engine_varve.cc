@@ -1,5 +1,6 @@
-// Varve adapters: "varve" (hash index, mmap reads: the defaults), "varve-ordered" (ordered index,
-// for scans) and "varve-pread" (hash index, one pread per Get instead of mmap).
+// Varve adapters: "varve" (hash index, mmap reads and writes: the defaults), "varve-ordered"
+// (ordered index, for scans), "varve-pread" (hash index, one pread per Get instead of mmap) and
+// "varve-write" (hash index, one write(2) per write group instead of appending through a mapping).
 #include <string>
 
 #include "engine.h"
@@ -17,6 +18,7 @@ class VarveEngine : public Engine {
            ", durability=" + (opts_.durability == varve::Durability::kSync ? "sync" : "none") +
            ", segment=" + std::to_string(opts_.segment_size_bytes >> 20) +
            " MiB, mmap_reads=" + (opts_.mmap_reads ? "on" : "off") +
+           ", mmap_writes=" + (opts_.mmap_writes ? "on" : "off") +
            ", open_threads=0 (all CPUs), background compaction at live ratio " +
            std::to_string(opts_.compaction_live_ratio).substr(0, 4) + ", no compression";
   }
@@ -27,6 +29,7 @@ class VarveEngine : public Engine {
     opts_.index = Ordered() ? varve::IndexKind::kOrdered : varve::IndexKind::kHash;
     opts_.durability = cfg.sync_writes ? varve::Durability::kSync : varve::Durability::kNone;
     opts_.mmap_reads = variant_ != "varve-pread";
+    opts_.mmap_writes = variant_ != "varve-write";
     auto db = varve::DB::Open(opts_, dir);
     if (!db.ok()) Die("varve open: " + db.status().ToString());
     db_ = std::move(*db);

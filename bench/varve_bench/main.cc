@@ -25,9 +25,9 @@ namespace varve_bench {
 }
 
 const std::vector<std::string>& AllEngineNames() {
-  static const std::vector<std::string> names = {"varve",      "varve-ordered", "varve-pread",
-                                                 "rocksdb",    "leveldb",       "lmdb",
-                                                 "tkrzw-hash", "tkrzw-tree",    "kyoto-hash"};
+  static const std::vector<std::string> names = {
+      "varve",   "varve-ordered", "varve-pread", "varve-write", "rocksdb",
+      "leveldb", "lmdb",          "tkrzw-hash",  "tkrzw-tree",  "kyoto-hash"};
   return names;
 }
 
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   app.add_option("--workloads", workloads,
                  "Comma-separated: small,halodb,halodb-ltm,scan,recovery,sync");
   app.add_option("--engines", engines,
-                 "Comma-separated engines (varve, varve-ordered, varve-pread, "
+                 "Comma-separated engines (varve, varve-ordered, varve-pread, varve-write, "
                  "rocksdb, leveldb, lmdb, tkrzw-hash, tkrzw-tree, kyoto-hash)");
   app.add_option("--dir", a.dir, "Directory for the stores and fio's files (emptied)");
   app.add_option("--small-keys", a.small_keys, "small: number of keys");
@@ -217,6 +217,8 @@ int main(int argc, char** argv) {
       // varve-pread differs from varve only in how values are read; the ordered index only
       // matters where keys are scanned, written or loaded.
       if (e == "varve-pread" && w != "halodb" && w != "halodb-ltm") continue;
+      // varve-write differs in how writes are appended.
+      if (e == "varve-write" && w != "small" && w != "halodb" && w != "sync") continue;
       if (e == "varve-ordered" && w == "halodb-ltm") continue;
       std::string dir = a.dir + "/" + w + "-" + e;
       RemoveTree(dir);

@@ -149,6 +149,7 @@ bool GuardedForwardCopy(char* dst, const char* src, size_t n) {
 class PosixMappedWritableFile final : public WritableFile {
  public:
   static constexpr uint64_t kReserveStep = 1u << 20;
+  static constexpr size_t kMaxMappedAppend = 4096;
 
   PosixMappedWritableFile(std::string path, int fd, uint64_t size, uint64_t map_bytes)
       : path_(std::move(path)), fd_(fd), size_(size), reserved_(size) {
@@ -167,6 +168,8 @@ class PosixMappedWritableFile final : public WritableFile {
     uint64_t end = size_ + data.size();
     if (map_ == nullptr || end > map_length_ || end < size_) return AppendWrite(data);
     if (end > reserved_) VARVE_RETURN_IF_ERROR(Reserve(end));
+    // A large append amortises its system call, and write(2) takes no page faults.
+    if (data.size() >= kMaxMappedAppend) return AppendWrite(data);
     if (!GuardedForwardCopy(map_ + size_, data.data(), data.size())) {
       return Status::IOError("write " + path_ + ": I/O error at offset " + std::to_string(size_) +
                              " (SIGBUS while copying into the mapping)");
