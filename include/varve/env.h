@@ -42,8 +42,9 @@ class RandomAccessFile {
   // same page cache, no system call per read); the file may still grow into that range. A read
   // the mapping cannot serve (past the end of the file, or a disk error, which would raise
   // SIGBUS) falls back to the plain read and its error. Call before the file is shared between
-  // threads. Implementations without mappings ignore it; the POSIX one serves only reads of
-  // up to a page from the mapping.
+  // threads. Implementations without mappings ignore it; the POSIX one serves reads of up
+  // to a page from the mapping, and larger ones (up to 64 KiB) only when all their pages are
+  // cached (mincore): a cold large read is one pread, not a fault per page.
   virtual void MapForReads(uint64_t length) {}
 };
 

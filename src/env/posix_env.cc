@@ -271,10 +271,11 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   }
 
   Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
-    // Larger reads go through pread: one request to the disk when the data is not cached,
-    // where a copy from the mapping would fault in (and wait for) one page at a time.
-    if (map_ != nullptr && n <= kMaxMappedRead && offset + n <= map_length_ &&
-        offset + n >= offset && GuardedCopy(scratch, map_ + offset, n)) {
+    // A larger read comes from the mapping only if all its pages are cached: otherwise pread
+    // makes one request to the disk, where a copy from the mapping would fault in (and wait
+    // for) one page at a time.
+    if (map_ != nullptr && offset + n <= map_length_ && offset + n >= offset &&
+        (n <= kMaxMappedRead || Resident(offset, n)) && GuardedCopy(scratch, map_ + offset, n)) {
       return n;
     }
     size_t done = 0;
@@ -300,6 +301,23 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   void AdviseSequential() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
  private:
+  static constexpr size_t kMaxResidentCheck = 64 << 10;  // larger reads always use pread
+
+  // True if every page of [offset, offset + n) is in the page cache (mincore).
+  bool Resident(uint64_t offset, size_t n) const {
+    if (n > kMaxResidentCheck) return false;
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    uint64_t first = offset / page * page;
+    size_t pages = static_cast<size_t>((offset + n - first + page - 1) / page);
+    unsigned char vec[kMaxResidentCheck / 4096 + 2];
+    if (pages > sizeof(vec)) return false;
+    if (::mincore(map_ + first, pages * page, vec) != 0) return false;
+    for (size_t i = 0; i < pages; ++i) {
+      if ((vec[i] & 1) == 0) return false;
+    }
+    return true;
+  }
+
   std::string path_;
   int fd_;
   char* map_ = nullptr;

@@ -69,6 +69,26 @@ TEST(Crc32cTest, MatchesReferenceAtEveryLengthAndAlignment) {
   }
 }
 
+// Long buffers take the three-stream paths (blocks of 3 x 1024 and 3 x 128 bytes): every
+// boundary between them, at every alignment.
+TEST(Crc32cTest, MatchesReferenceOnLongBuffers) {
+  std::mt19937 rng(5);
+  std::string buf(20100, '\0');
+  for (char& c : buf) c = static_cast<char>(rng());
+  for (size_t len : {383u, 384u, 385u, 391u, 767u, 768u, 3071u, 3072u, 3073u, 3456u, 3463u, 6144u,
+                     6528u, 10000u, 10143u, 20011u}) {
+    for (size_t start = 0; start < 8; ++start) {
+      ASSERT_EQ(Value(buf.data() + start, len), ReferenceCrc(buf.data() + start, len))
+          << "start " << start << " len " << len;
+    }
+  }
+  const uint32_t whole = Value(buf);
+  for (size_t split : {1u, 100u, 3072u, 5000u, 20000u}) {
+    ASSERT_EQ(Extend(Value(buf.data(), split), buf.data() + split, buf.size() - split), whole)
+        << "split at " << split;
+  }
+}
+
 TEST(Crc32cTest, ExtendOverSplitBuffersEqualsWhole) {
   std::mt19937 rng(11);
   std::string data(1000, '\0');
