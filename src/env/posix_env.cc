@@ -303,8 +303,22 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  private:
   static constexpr size_t kMaxResidentCheck = 64 << 10;  // larger reads always use pread
 
-  // True if every page of [offset, offset + n) is in the page cache (mincore).
+  // True if every page of [offset, offset + n) is in the page cache (mincore). After a miss the
+  // thread skips the check (false) for its next kSkipAfterMiss calls: data larger than memory
+  // then costs one mincore per that many reads, and its pages stay unmapped (cheaper to reclaim).
+  static constexpr uint32_t kSkipAfterMiss = 64;
   bool Resident(uint64_t offset, size_t n) const {
+    thread_local uint32_t skip = 0;
+    if (skip > 0) {
+      --skip;
+      return false;
+    }
+    bool resident = AllPagesCached(offset, n);
+    if (!resident) skip = kSkipAfterMiss;
+    return resident;
+  }
+
+  bool AllPagesCached(uint64_t offset, size_t n) const {
     if (n > kMaxResidentCheck) return false;
     static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     uint64_t first = offset / page * page;
