@@ -6,6 +6,7 @@
 #include "engine/record_format.h"
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/memory.h"
 
 namespace varve {
 
@@ -46,6 +47,9 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options, const std::string& 
   }
   auto db = std::make_unique<DBImpl>(options, path);
   VARVE_RETURN_IF_ERROR(db->Recover());
+  // The loaders' buffers and the index's outgrown tables are freed by now: give their pages
+  // back, so that resident memory after an open is the index (~20 MB per million keys less).
+  ReleaseFreeMemory();
   return std::unique_ptr<DB>(std::move(db));
 }
 
