@@ -103,8 +103,11 @@ void InstallSigbusHandler() {
   });
 }
 
-// Copies n bytes from a mapping; false if the copy raised SIGBUS.
-bool GuardedCopy(char* dst, const char* src, size_t n) {
+// Copies n bytes from or to a mapping; false if the copy raised SIGBUS. forward: copy front to
+// back, so that a process killed during a copy into a shared mapping leaves a prefix of src
+// (memcpy may store the end of a large block first): recovery then sees complete records
+// followed by one torn record, never a record after a gap.
+bool GuardedCopy(char* dst, const char* src, size_t n, bool forward = false) {
   sigjmp_buf jump;
   if (sigsetjmp(jump, 0) != 0) {
     tls_copy_guard = nullptr;
@@ -112,31 +115,18 @@ bool GuardedCopy(char* dst, const char* src, size_t n) {
   }
   tls_copy_guard = &jump;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  std::memcpy(dst, src, n);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  tls_copy_guard = nullptr;
-  return true;
-}
-
-// Copies front to back, so that a process killed during the copy leaves a prefix of src in a
-// shared mapping (memcpy may store the end of a large block first): recovery then sees complete
-// records followed by one torn record, never a record after a gap. False on SIGBUS.
-bool GuardedForwardCopy(char* dst, const char* src, size_t n) {
-  sigjmp_buf jump;
-  if (sigsetjmp(jump, 0) != 0) {
-    tls_copy_guard = nullptr;
-    return false;
-  }
-  tls_copy_guard = &jump;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  size_t i = 0;
+  if (!forward) {
+    std::memcpy(dst, src, n);
+  } else {
+    size_t i = 0;
 #if defined(__SSE2__)
-  for (; i + 16 <= n; i += 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-  }
+    for (; i + 16 <= n; i += 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    }
 #endif
-  for (; i < n; ++i) reinterpret_cast<volatile char*>(dst)[i] = src[i];
+    for (; i < n; ++i) reinterpret_cast<volatile char*>(dst)[i] = src[i];
+  }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tls_copy_guard = nullptr;
   return true;
@@ -170,7 +160,7 @@ class PosixMappedWritableFile final : public WritableFile {
     if (end > reserved_) VARVE_RETURN_IF_ERROR(Reserve(end));
     // A large append amortises its system call, and write(2) takes no page faults.
     if (data.size() >= kMaxMappedAppend) return AppendWrite(data);
-    if (!GuardedForwardCopy(map_ + size_, data.data(), data.size())) {
+    if (!GuardedCopy(map_ + size_, data.data(), data.size(), /*forward=*/true)) {
       return Status::IOError("write " + path_ + ": I/O error at offset " + std::to_string(size_) +
                              " (SIGBUS while copying into the mapping)");
     }

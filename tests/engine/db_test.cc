@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "engine/record.h"
+#include "testutil/store_files.h"
 #include "testutil/temp_dir.h"
 #include "util/clock.h"
 
@@ -22,6 +23,7 @@ namespace varve {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::SegmentFiles;
 using testing::TempDir;
 
 std::unique_ptr<DB> OpenOrDie(const Options& opts, const std::string& dir) {
@@ -41,15 +43,6 @@ std::string ValueFor(int i, size_t len = 100) {
   std::string v = "value-" + std::to_string(i) + "-";
   while (v.size() < len) v += static_cast<char>('a' + (v.size() + i) % 26);
   return v;
-}
-
-std::vector<std::string> SegmentFiles(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".vlog") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 class DBTest : public ::testing::TestWithParam<IndexKind> {
@@ -268,7 +261,7 @@ TEST_P(DBTest, SegmentCutShortUnderAnOpenStoreIsAnErrorNotACrash) {
     }
     EXPECT_GT(corrupt, 0) << "round " << round;
     EXPECT_GT(ok, 10000) << "round " << round;  // the other segments
-    EXPECT_EQ(*db->Get("k0"), ValueFor(0));      // in the part that is left
+    EXPECT_EQ(*db->Get("k0"), ValueFor(0));     // in the part that is left
   }
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/check.h"
+#include "testutil/store_files.h"
 #include "testutil/temp_dir.h"
 #include "varve/db.h"
 
@@ -23,6 +24,7 @@ namespace varve {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::SegmentFiles;
 using testing::TempDir;
 
 Options Opts(bool mmap_writes = true) {
@@ -34,15 +36,6 @@ Options Opts(bool mmap_writes = true) {
 }
 
 std::string ValueFor(int i) { return "value-" + std::to_string(i) + std::string(90, 'v'); }
-
-std::vector<std::string> SegmentFiles(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".vlog") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 std::string HintOf(const std::string& seg) { return seg.substr(0, seg.size() - 4) + "hint"; }
 
