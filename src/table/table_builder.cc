@@ -1,7 +1,8 @@
 // TableBuilder: data blocks are written as records arrive; the first key of each block and every
 // record's (hash, location) are spilled to temporary files, so memory stays bounded. Finish
 // writes the sparse index from its spill file and builds the hash index partition by partition
-// (docs/format.md, "Table file").
+// (docs/format.md, "Table file", format 2: with compression none the hash slots hold records'
+// file offsets).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -16,7 +17,10 @@ namespace {
 class TableBuilderImpl final : public TableBuilder {
  public:
   TableBuilderImpl(std::string path, const TableOptions& options, Env* env)
-      : path_(std::move(path)), options_(options), env_(env) {}
+      : path_(std::move(path)),
+        options_(options),
+        env_(env),
+        direct_(options.compression == TableCompression::kNone) {}
 
   ~TableBuilderImpl() override {
     out_.reset();
@@ -89,6 +93,16 @@ class TableBuilderImpl final : public TableBuilder {
       }
       first_key_.assign(key);
     }
+    uint64_t location = SlotLocation(blocks_, raw_.size());
+    if (direct_) {
+      // The block being filled starts at out_->Size() (blocks are written whole, in order).
+      const uint64_t file_offset = out_->Size() + raw_.size();
+      if (file_offset > kMaxDirectOffset) {
+        status_ = Status::InvalidArgument("table builder: table larger than 16 TiB");
+        return status_;
+      }
+      location = DirectSlotLocation(file_offset);
+    }
     offsets_.push_back(static_cast<uint32_t>(raw_.size()));
     PutVarint64(&raw_, key.size());
     PutVarint64(&raw_, value.size() << 1 | (tombstone ? 1 : 0));
@@ -97,7 +111,7 @@ class TableBuilderImpl final : public TableBuilder {
     // Hash spill entry: hash u64, slot location u64.
     char h[16];
     EncodeFixed64(h, HashKey(key));
-    EncodeFixed64(h + 8, SlotLocation(blocks_, offsets_.back()));
+    EncodeFixed64(h + 8, location);
     status_ = hashes_->Append(std::string_view(h, 16));
     if (!status_.ok()) return status_;
     last_key_.assign(key);
@@ -231,7 +245,8 @@ class TableBuilderImpl final : public TableBuilder {
     EncodeFixed64(f + footer::kPhysicalSlots, physical_slots);
     EncodeFixed64(f + footer::kSparseChecksum, sparse_checksum);
     EncodeFixed64(f + footer::kHashChecksum, hash_checksum);
-    EncodeFixed32(f + footer::kFlags, static_cast<uint32_t>(options_.compression));
+    EncodeFixed32(f + footer::kFlags,
+                  static_cast<uint32_t>(options_.compression) | (direct_ ? kFlagDirectSlots : 0));
     EncodeFixed16(f + footer::kMajor, kMajorVersion);
     EncodeFixed16(f + footer::kMinor, kMinorVersion);
     EncodeFixed64(f + footer::kFooterChecksum, SectionChecksum(f, footer::kFooterChecksum));
@@ -343,6 +358,7 @@ class TableBuilderImpl final : public TableBuilder {
   const std::string path_;
   const TableOptions options_;
   Env* env_;
+  const bool direct_;  // hash slots hold file offsets (compression none)
   std::unique_ptr<BufferedWriter> out_, sparse_, hashes_;
   Status status_;
   bool finished_ = false;
