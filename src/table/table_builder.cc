@@ -140,17 +140,21 @@ class TableBuilderImpl final : public TableBuilder {
   Status FlushBlock() {
     for (uint32_t off : offsets_) PutFixed32(&raw_, off);
     PutFixed32(&raw_, static_cast<uint32_t>(offsets_.size()));
-    TableCompression used =
-        CompressBlock(options_.compression, options_.zstd_level, raw_, &compressed_);
+    const uint64_t raw_size = raw_.size();
+    // An uncompressed block is stored from raw_ itself (trailer appended), not copied.
+    const TableCompression used =
+        options_.compression == TableCompression::kNone
+            ? TableCompression::kNone
+            : CompressBlock(options_.compression, options_.zstd_level, raw_, &compressed_);
+    std::string& stored = used == TableCompression::kNone ? raw_ : compressed_;
     char t[5];
-    EncodeFixed32(t, static_cast<uint32_t>(raw_.size()));
+    EncodeFixed32(t, static_cast<uint32_t>(raw_size));
     t[4] = static_cast<char>(used);
-    compressed_.append(t, 5);
+    stored.append(t, 5);
     char c[4];
-    EncodeFixed32(c, BlockChecksum(compressed_.data(), compressed_.size()));
-    compressed_.append(c, 4);
-    raw_block_bytes_ += raw_.size();
-    raw_.clear();
+    EncodeFixed32(c, BlockChecksum(stored.data(), stored.size()));
+    stored.append(c, 4);
+    raw_block_bytes_ += raw_size;
     offsets_.clear();
     ++blocks_;
     // Sparse spill entry: block offset u64 (compression in bits 62..63), key length u32, key.
@@ -159,7 +163,9 @@ class TableBuilderImpl final : public TableBuilder {
     EncodeFixed32(b + 8, static_cast<uint32_t>(first_key_.size()));
     VARVE_RETURN_IF_ERROR(sparse_->Append(std::string_view(b, 12)));
     VARVE_RETURN_IF_ERROR(sparse_->Append(first_key_));
-    return out_->Append(compressed_);
+    Status s = out_->Append(stored);
+    raw_.clear();
+    return s;
   }
 
   Status Finish() override {

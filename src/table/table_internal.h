@@ -42,8 +42,9 @@ class XxhState {
   void* state_;
 };
 
-// Compresses raw into *out (replacing it). Returns the compression actually used (kNone when
-// compressing would not make the block smaller).
+// Compresses raw into *out (replacing it). Returns the compression actually used: kNone when c
+// is kNone or compressing would not make the block smaller, and then *out is unspecified (the
+// caller stores raw itself, uncopied).
 TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_view raw,
                                std::string* out);
 // Decompresses exactly raw_size bytes into *out. False if the input is damaged.
