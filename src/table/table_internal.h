@@ -78,6 +78,8 @@ class BufferedReader {
   // Reads exactly n bytes; Corruption at a short file.
   Status Read(size_t n, char* dst);
   bool AtEnd() const { return pos_ == buf_.size() && offset_ >= size_; }
+  // Bytes not read yet.
+  uint64_t Remaining() const { return (size_ - offset_) + (buf_.size() - pos_); }
 
  private:
   std::unique_ptr<RandomAccessFile> file_;

@@ -214,6 +214,36 @@ TEST(TableTest, PartitionedHashIndex) {
   EXPECT_EQ(files, 2);
 }
 
+// The hash index is filled a chunk of spilled entries at a time, in home-slot order: more entries
+// than one chunk, in one partition and in many, are all found.
+TEST(TableTest, HashIndexFilledInChunks) {
+  TempDir dir;
+  const int n = 600000;  // over two chunks of 2^18
+  for (uint64_t memory : {uint64_t{64} << 20, uint64_t{1} << 20}) {
+    for (auto c : {TableCompression::kNone, TableCompression::kLz4}) {
+      TableOptions o;
+      o.hash_memory_bytes = memory;
+      o.compression = c;
+      o.sync = false;
+      auto b = TableBuilder::Create(dir.Sub("t"), o);
+      ASSERT_TRUE(b.ok());
+      for (int i = 0; i < n; ++i) {
+        ASSERT_TRUE((*b)->Add(Key(i), std::to_string(i)).ok());
+      }
+      ASSERT_TRUE((*b)->Finish().ok());
+      auto t = OpenOrDie(dir.Sub("t"));
+      ASSERT_NE(t, nullptr);
+      EXPECT_EQ(t->properties().entries, uint64_t{n});
+      Status s = t->Check();  // every key found through the hash index
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      std::string v;
+      ASSERT_TRUE(t->Get(Key(n - 1), &v).ok());
+      EXPECT_EQ(v, std::to_string(n - 1));
+      EXPECT_TRUE(t->Get(Key(n), &v).IsNotFound());
+    }
+  }
+}
+
 TEST(TableMergeTest, MatchesModel) {
   std::mt19937 rng(42);
   for (int round = 0; round < 6; ++round) {
