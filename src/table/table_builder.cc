@@ -398,7 +398,7 @@ class TableBuilderImpl final : public TableBuilder {
   std::string compressed_;
   std::vector<uint32_t> offsets_;
   uint64_t entries_ = 0, tombstones_ = 0, blocks_ = 0, key_bytes_ = 0, value_bytes_ = 0;
-  uint64_t raw_block_bytes_ = 0, sparse_key_bytes_ = 0;
+  uint64_t raw_block_bytes_ = 0;
 };
 
 }  // namespace
