@@ -63,7 +63,7 @@ struct Row {
   double index_bytes_per_key = -1;
   double get_ops = 0;  // per second
   double get_p99_ns = 0;
-  std::function<bool(uint64_t)> get;  // looks key i up; false if it is missing
+  std::function<bool(uint64_t)> get = nullptr;  // looks key i up; false if it is missing
 };
 
 struct GetResult {

@@ -102,9 +102,10 @@ class TableIterator {
 
 class TableReader {
  public:
-  // Maps the file read-only and checks its header, footer, indexes and their checksums. A data
-  // block is checked (checksum, structure) when it is first read; damage gives Corruption
-  // naming the file and the block's offset, never a wrong value. The file must not change while
+  // Maps the file read-only and checks its header, footer, indexes and their checksums. Reads
+  // table formats 1 and 2. A data block's checksum is checked when a read first touches one of
+  // its 4 KiB pages, its structure when it is read; damage gives Corruption naming the file and
+  // the block's offset, never a wrong value. The file must not change while
   // open (tables are immutable; replace them by renaming a new file into place).
   static Result<std::shared_ptr<TableReader>> Open(const std::string& path);
   // The same over bytes in memory (kept alive by the reader); name is used in messages.

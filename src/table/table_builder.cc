@@ -1,7 +1,8 @@
 // TableBuilder: data blocks are written as records arrive; the first key of each block and every
 // record's (hash, location) are spilled to temporary files, so memory stays bounded. Finish
 // writes the sparse index from its spill file and builds the hash index partition by partition
-// (docs/format.md, "Table file").
+// (docs/format.md, "Table file", format 2: with compression none the hash slots hold records'
+// file offsets).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -16,7 +17,10 @@ namespace {
 class TableBuilderImpl final : public TableBuilder {
  public:
   TableBuilderImpl(std::string path, const TableOptions& options, Env* env)
-      : path_(std::move(path)), options_(options), env_(env) {}
+      : path_(std::move(path)),
+        options_(options),
+        env_(env),
+        direct_(options.compression == TableCompression::kNone) {}
 
   ~TableBuilderImpl() override {
     out_.reset();
@@ -89,6 +93,16 @@ class TableBuilderImpl final : public TableBuilder {
       }
       first_key_.assign(key);
     }
+    uint64_t location = SlotLocation(blocks_, raw_.size());
+    if (direct_) {
+      // The block being filled starts at out_->Size() (blocks are written whole, in order).
+      const uint64_t file_offset = out_->Size() + raw_.size();
+      if (file_offset > kMaxDirectOffset) {
+        status_ = Status::InvalidArgument("table builder: table larger than 16 TiB");
+        return status_;
+      }
+      location = DirectSlotLocation(file_offset);
+    }
     offsets_.push_back(static_cast<uint32_t>(raw_.size()));
     PutVarint64(&raw_, key.size());
     PutVarint64(&raw_, value.size() << 1 | (tombstone ? 1 : 0));
@@ -97,7 +111,7 @@ class TableBuilderImpl final : public TableBuilder {
     // Hash spill entry: hash u64, slot location u64.
     char h[16];
     EncodeFixed64(h, HashKey(key));
-    EncodeFixed64(h + 8, SlotLocation(blocks_, offsets_.back()));
+    EncodeFixed64(h + 8, location);
     status_ = hashes_->Append(std::string_view(h, 16));
     if (!status_.ok()) return status_;
     last_key_.assign(key);
@@ -126,17 +140,21 @@ class TableBuilderImpl final : public TableBuilder {
   Status FlushBlock() {
     for (uint32_t off : offsets_) PutFixed32(&raw_, off);
     PutFixed32(&raw_, static_cast<uint32_t>(offsets_.size()));
-    TableCompression used =
-        CompressBlock(options_.compression, options_.zstd_level, raw_, &compressed_);
+    const uint64_t raw_size = raw_.size();
+    // An uncompressed block is stored from raw_ itself (trailer appended), not copied.
+    const TableCompression used =
+        options_.compression == TableCompression::kNone
+            ? TableCompression::kNone
+            : CompressBlock(options_.compression, options_.zstd_level, raw_, &compressed_);
+    std::string& stored = used == TableCompression::kNone ? raw_ : compressed_;
     char t[5];
-    EncodeFixed32(t, static_cast<uint32_t>(raw_.size()));
+    EncodeFixed32(t, static_cast<uint32_t>(raw_size));
     t[4] = static_cast<char>(used);
-    compressed_.append(t, 5);
+    stored.append(t, 5);
     char c[4];
-    EncodeFixed32(c, BlockChecksum(compressed_.data(), compressed_.size()));
-    compressed_.append(c, 4);
-    raw_block_bytes_ += raw_.size();
-    raw_.clear();
+    EncodeFixed32(c, BlockChecksum(stored.data(), stored.size()));
+    stored.append(c, 4);
+    raw_block_bytes_ += raw_size;
     offsets_.clear();
     ++blocks_;
     // Sparse spill entry: block offset u64 (compression in bits 62..63), key length u32, key.
@@ -145,7 +163,9 @@ class TableBuilderImpl final : public TableBuilder {
     EncodeFixed32(b + 8, static_cast<uint32_t>(first_key_.size()));
     VARVE_RETURN_IF_ERROR(sparse_->Append(std::string_view(b, 12)));
     VARVE_RETURN_IF_ERROR(sparse_->Append(first_key_));
-    return out_->Append(compressed_);
+    Status s = out_->Append(stored);
+    raw_.clear();
+    return s;
   }
 
   Status Finish() override {
@@ -231,7 +251,8 @@ class TableBuilderImpl final : public TableBuilder {
     EncodeFixed64(f + footer::kPhysicalSlots, physical_slots);
     EncodeFixed64(f + footer::kSparseChecksum, sparse_checksum);
     EncodeFixed64(f + footer::kHashChecksum, hash_checksum);
-    EncodeFixed32(f + footer::kFlags, static_cast<uint32_t>(options_.compression));
+    EncodeFixed32(f + footer::kFlags,
+                  static_cast<uint32_t>(options_.compression) | (direct_ ? kFlagDirectSlots : 0));
     EncodeFixed16(f + footer::kMajor, kMajorVersion);
     EncodeFixed16(f + footer::kMinor, kMinorVersion);
     EncodeFixed64(f + footer::kFooterChecksum, SectionChecksum(f, footer::kFooterChecksum));
@@ -290,6 +311,10 @@ class TableBuilderImpl final : public TableBuilder {
 
     std::vector<uint64_t> carry, next_carry;
     std::vector<uint64_t> slots;
+    std::string chunk;                                   // spill entries read
+    std::vector<std::pair<uint64_t, uint64_t>> entries;  // (home slot - begin, slot)
+    std::vector<uint64_t> counts;
+    std::vector<std::pair<uint64_t, uint64_t>> ordered;  // the same in home-slot order
     auto put = [&](uint64_t rel, uint64_t slot) {
       while (rel < slots.size() && slots[rel] != 0) ++rel;
       if (rel == slots.size()) {
@@ -306,12 +331,27 @@ class TableBuilderImpl final : public TableBuilder {
       next_carry.clear();
       for (uint64_t s : carry) put(0, s);
       VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, files[p]));
-      char e[16];
+      // Entries are placed a chunk at a time in home-slot order (a counting sort on the home
+      // slot's top bits within the partition), so the fills sweep the slots forward instead of
+      // missing the cache on every entry. Any insertion order gives a valid index.
+      const uint64_t span = end - begin;
       while (!r->AtEnd()) {
-        VARVE_RETURN_IF_ERROR(r->Read(16, e));
-        uint64_t h = DecodeFixed64(e);
-        uint64_t slot = DecodeFixed64(e + 8) | Fingerprint(h);
-        put(HomeSlot(h, home_slots) - begin, slot);
+        const uint64_t n = std::min<uint64_t>(kFillChunk, r->Remaining() / 16);
+        if (n == 0) return Status::Corruption(files[p] + ": partial hash spill entry");
+        chunk.resize(n * 16);
+        VARVE_RETURN_IF_ERROR(r->Read(n * 16, chunk.data()));
+        counts.assign(kFillBuckets + 1, 0);
+        entries.resize(n);
+        for (uint64_t i = 0; i < n; ++i) {
+          const uint64_t h = DecodeFixed64(chunk.data() + 16 * i);
+          const uint64_t rel = HomeSlot(h, home_slots) - begin;
+          entries[i] = {rel, DecodeFixed64(chunk.data() + 16 * i + 8) | Fingerprint(h)};
+          ++counts[(rel * kFillBuckets) / span + 1];
+        }
+        for (uint64_t b = 1; b <= kFillBuckets; ++b) counts[b] += counts[b - 1];
+        ordered.resize(n);
+        for (const auto& e : entries) ordered[counts[(e.first * kFillBuckets) / span]++] = e;
+        for (const auto& [rel, slot] : ordered) put(rel, slot);
       }
       carry.swap(next_carry);
       VARVE_RETURN_IF_ERROR(WriteSlots(slots, xs));
@@ -321,6 +361,11 @@ class TableBuilderImpl final : public TableBuilder {
     written += carry.size();
     return written;
   }
+
+  // Spill entries placed per chunk in the hash index build (48 bytes each: read, decoded,
+  // ordered; 12 MiB on top of hash_memory_bytes), and the buckets of its counting sort.
+  static constexpr uint64_t kFillChunk = 1 << 18;
+  static constexpr uint64_t kFillBuckets = 1 << 12;
 
   Status WriteSlots(const std::vector<uint64_t>& slots, XxhState* xs) {
     std::string buf;
@@ -343,6 +388,7 @@ class TableBuilderImpl final : public TableBuilder {
   const std::string path_;
   const TableOptions options_;
   Env* env_;
+  const bool direct_;  // hash slots hold file offsets (compression none)
   std::unique_ptr<BufferedWriter> out_, sparse_, hashes_;
   Status status_;
   bool finished_ = false;
@@ -352,7 +398,7 @@ class TableBuilderImpl final : public TableBuilder {
   std::string compressed_;
   std::vector<uint32_t> offsets_;
   uint64_t entries_ = 0, tombstones_ = 0, blocks_ = 0, key_bytes_ = 0, value_bytes_ = 0;
-  uint64_t raw_block_bytes_ = 0, sparse_key_bytes_ = 0;
+  uint64_t raw_block_bytes_ = 0;
 };
 
 }  // namespace

@@ -42,8 +42,9 @@ class XxhState {
   void* state_;
 };
 
-// Compresses raw into *out (replacing it). Returns the compression actually used (kNone when
-// compressing would not make the block smaller).
+// Compresses raw into *out (replacing it). Returns the compression actually used: kNone when c
+// is kNone or compressing would not make the block smaller, and then *out is unspecified (the
+// caller stores raw itself, uncopied).
 TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_view raw,
                                std::string* out);
 // Decompresses exactly raw_size bytes into *out. False if the input is damaged.
@@ -77,6 +78,8 @@ class BufferedReader {
   // Reads exactly n bytes; Corruption at a short file.
   Status Read(size_t n, char* dst);
   bool AtEnd() const { return pos_ == buf_.size() && offset_ >= size_; }
+  // Bytes not read yet.
+  uint64_t Remaining() const { return (size_ - offset_) + (buf_.size() - pos_); }
 
  private:
   std::unique_ptr<RandomAccessFile> file_;

@@ -1,6 +1,8 @@
 // TableReader: the whole file is mapped read-only. Open checks the footer, the sparse and hash
-// indexes (checksums, bounds, key order of the sparse index); a data block's checksum is checked
-// the first time the block is read, its structure on every read.
+// indexes (checksums, bounds, key order of the sparse index); data blocks are checksum-verified
+// the first time a read touches them, tracked per 4 KiB page of the file (a page's bit is set
+// once every block overlapping it has been verified), their structure on every read. Reads
+// formats 1 and 2; in format 2 with compression none a hash slot holds the record's file offset.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -102,9 +104,10 @@ class TableReaderImpl final : public TableReader,
   Status Validate() {
     if (size_ < kHeaderSize + kFooterSize) return Bad("file too short for a table", size_);
     if (std::string_view(data_, 8) != kHeaderMagic) return Bad("not a table (bad magic)", 0);
-    if (DecodeFixed16(data_ + 8) != kMajorVersion) {
-      return Status::NotSupported(name_ + ": table major version " + Hex(DecodeFixed16(data_ + 8)) +
-                                  " (this build reads 1)");
+    const uint16_t major = DecodeFixed16(data_ + 8);
+    if (major != kMajorVersion && major != kMajorVersion1) {
+      return Status::NotSupported(name_ + ": table major version " + Hex(major) +
+                                  " (this build reads 1 and 2)");
     }
     if (DecodeFixed32(data_ + 12) != 0) return Bad("unknown header flags", 12);
     const uint64_t fo = size_ - kFooterSize;
@@ -115,9 +118,10 @@ class TableReaderImpl final : public TableReader,
     if (DecodeFixed64(f + footer::kFooterChecksum) != SectionChecksum(f, footer::kFooterChecksum)) {
       return Bad("footer checksum mismatch", fo);
     }
-    if (DecodeFixed16(f + footer::kMajor) != kMajorVersion) {
-      return Status::NotSupported(name_ + ": table major version " +
-                                  Hex(DecodeFixed16(f + footer::kMajor)));
+    if (DecodeFixed16(f + footer::kMajor) != major) {
+      return Bad("footer major version " + Hex(DecodeFixed16(f + footer::kMajor)) +
+                     " differs from the header's " + Hex(major),
+                 fo + footer::kMajor);
     }
     auto& p = props_;
     p.entries = DecodeFixed64(f + footer::kEntries);
@@ -156,7 +160,12 @@ class TableReaderImpl final : public TableReader,
     if (hash_offset_ - sparse_end >= 8 || !Zeros(sparse_end, hash_offset_)) {
       return Bad("bad padding before the hash index", sparse_end);
     }
-    if ((flags & ~0xffu) != 0 || (flags & 0xff) > 2) return Bad("unknown footer flags", fo);
+    const uint32_t known_flags = major == kMajorVersion1 ? 0xffu : 0xffu | kFlagDirectSlots;
+    if ((flags & ~known_flags) != 0 || (flags & 0xff) > 2) return Bad("unknown footer flags", fo);
+    direct_ = (flags & kFlagDirectSlots) != 0;
+    if (direct_ && p.compression != TableCompression::kNone) {
+      return Bad("direct hash slots in a compressed table", fo);
+    }
     if (SectionChecksum(data_ + sparse_offset, p.sparse_index_bytes) !=
         DecodeFixed64(f + footer::kSparseChecksum)) {
       return Bad("sparse index checksum mismatch", sparse_offset);
@@ -177,6 +186,9 @@ class TableReaderImpl final : public TableReader,
     }
     for (uint64_t i = 1; i <= p.blocks; ++i) {
       uint64_t o = BlockOffset(i);
+      if (direct_ && BlockType(i - 1) != TableCompression::kNone) {
+        return Bad("compressed block in a table with direct hash slots", sparse_offset + 8 * i - 8);
+      }
       if (o < prev + kBlockTrailerSize || o > sparse_offset) {
         return Bad("block offsets out of order", sparse_offset + 8 * i);
       }
@@ -186,6 +198,7 @@ class TableReaderImpl final : public TableReader,
       return Bad("data end does not meet the sparse index", prev);
     }
     p.data_bytes = prev - kHeaderSize;
+    data_end_ = prev;
     uint32_t prev_key = 0;
     for (uint64_t i = 0; i < p.blocks + 2; ++i) {
       uint32_t o = DecodeFixed32(key_offsets_ + 4 * i);
@@ -205,7 +218,44 @@ class TableReaderImpl final : public TableReader,
       p.min_key.assign(FirstKey(0));
       p.max_key.assign(MaxKey());
     }
-    verified_ = std::make_unique<std::atomic<uint8_t>[]>(p.blocks == 0 ? 1 : p.blocks);
+    const uint64_t pages = (data_end_ >> kVerifyPageShift) + 1;
+    verified_ = std::make_unique<std::atomic<uint64_t>[]>((pages + 63) / 64);
+    return Status::Ok();
+  }
+
+  // True if every block overlapping the file bytes [begin, end) (end > begin) was verified.
+  bool Verified(uint64_t begin, uint64_t end) const {
+    const uint64_t last = (end - 1) >> kVerifyPageShift;
+    for (uint64_t pg = begin >> kVerifyPageShift; pg <= last; ++pg) {
+      if ((verified_[pg >> 6].load(std::memory_order_acquire) >> (pg & 63) & 1) == 0) return false;
+    }
+    return true;
+  }
+
+  // Verifies every block overlapping the pages of the file bytes [begin, end) (begin <
+  // end <= data_end_), then marks those pages verified.
+  Status VerifyRange(uint64_t begin, uint64_t end) const {
+    if (Verified(begin, end)) return Status::Ok();
+    const uint64_t first = begin >> kVerifyPageShift;
+    const uint64_t last = (end - 1) >> kVerifyPageShift;
+    const uint64_t lo = first << kVerifyPageShift;
+    const uint64_t hi = (last + 1) << kVerifyPageShift;
+    // The last block starting at or before lo (or block 0).
+    uint64_t l = 0, h = props_.blocks;
+    while (l < h) {
+      const uint64_t mid = (l + h) / 2;
+      if (BlockOffset(mid) <= lo) {
+        l = mid + 1;
+      } else {
+        h = mid;
+      }
+    }
+    for (uint64_t b = l == 0 ? 0 : l - 1; b < props_.blocks && BlockOffset(b) < hi; ++b) {
+      VARVE_RETURN_IF_ERROR(VerifyBlock(b));
+    }
+    for (uint64_t pg = first; pg <= last; ++pg) {
+      verified_[pg >> 6].fetch_or(uint64_t{1} << (pg & 63), std::memory_order_release);
+    }
     return Status::Ok();
   }
 
@@ -238,9 +288,7 @@ class TableReaderImpl final : public TableReader,
     const uint64_t raw_size = DecodeFixed32(t);
     const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
     const uint64_t stored = end - kBlockTrailerSize - start;
-    if (verified_[b].load(std::memory_order_acquire) == 0) {
-      VARVE_RETURN_IF_ERROR(VerifyBlock(b));
-    }
+    VARVE_RETURN_IF_ERROR(VerifyRange(start, end));
     if (type == TableCompression::kNone) {
       if (raw_size != stored) return Bad("block " + Hex(b) + ": size mismatch", start);
       out->raw = std::string_view(data_ + start, stored);
@@ -262,8 +310,8 @@ class TableReaderImpl final : public TableReader,
     return Status::Ok();
   }
 
-  // Checks block b's checksum and that its trailer agrees with the sparse index; once done, a
-  // block's bytes are trusted (the file does not change while open).
+  // Checks block b's checksum and that its trailer agrees with the sparse index; once done (see
+  // VerifyRange), a block's bytes are trusted (the file does not change while open).
   Status VerifyBlock(uint64_t b) const {
     const uint64_t start = BlockOffset(b);
     const uint64_t end = BlockOffset(b + 1);
@@ -277,7 +325,6 @@ class TableReaderImpl final : public TableReader,
     if (type == TableCompression::kNone && DecodeFixed32(t) != end - kBlockTrailerSize - start) {
       return Bad("block " + Hex(b) + ": size mismatch", start);
     }
-    verified_[b].store(1, std::memory_order_release);
     return Status::Ok();
   }
 
@@ -285,8 +332,34 @@ class TableReaderImpl final : public TableReader,
     return Bad("block " + Hex(b) + ": record " + Hex(i) + " damaged", BlockOffset(b));
   }
 
+  // Direct slots: decodes the record at file offset off, checking (once per page) the blocks
+  // under it. Ok with *r set, or Corruption.
+  Status DirectRecord(uint64_t s, uint64_t off, RecordView* r) const {
+    if (off < kHeaderSize || off >= data_end_) {
+      return Bad("hash slot " + Hex(s) + " names no record", hash_offset_ + s * kSlotSize);
+    }
+    const char* p = data_ + off;
+    const char* limit = data_ + data_end_;
+    uint64_t klen = 0, vword = 0;
+    p = DecodeVarint64(p, limit, &klen);
+    if (p != nullptr) p = DecodeVarint64(p, limit, &vword);
+    const uint64_t vlen = vword >> 1;
+    const uint64_t room = p == nullptr ? 0 : static_cast<uint64_t>(limit - p);
+    if (p == nullptr || klen > room || vlen > room - klen || ((vword & 1) != 0 && vlen != 0)) {
+      VARVE_RETURN_IF_ERROR(VerifyRange(off, off + 1));  // names a damaged block first
+      return Bad("no record", off);
+    }
+    const uint64_t end = static_cast<uint64_t>(p - data_) + klen + vlen;
+    if (!Verified(off, end)) VARVE_RETURN_IF_ERROR(VerifyRange(off, end));
+    r->key = std::string_view(p, klen);
+    r->value = std::string_view(p + klen, vlen);
+    r->tombstone = (vword & 1) != 0;
+    return Status::Ok();
+  }
+
   Status Find(std::string_view key, std::string* value, bool* tombstone) const override {
     if (props_.entries == 0) return Status::NotFound();
+    if (direct_) return FindDirect(key, value, tombstone);
     thread_local std::string scratch;
     const uint64_t h = HashKey(key);
     const uint64_t fp = Fingerprint(h);
@@ -301,10 +374,10 @@ class TableReaderImpl final : public TableReader,
       // The slot gives the record's place: an uncompressed block is read in place, with no
       // look at its trailer or offset table (the first read of a block checks its checksum).
       std::string_view raw;
-      if (verified_[b].load(std::memory_order_acquire) != 0 &&
-          BlockType(b) == TableCompression::kNone) {
-        const uint64_t start = BlockOffset(b);
-        raw = std::string_view(data_ + start, BlockOffset(b + 1) - kBlockTrailerSize - start);
+      const uint64_t start = BlockOffset(b);
+      const uint64_t end = BlockOffset(b + 1);
+      if (BlockType(b) == TableCompression::kNone && Verified(start, end)) {
+        raw = std::string_view(data_ + start, end - kBlockTrailerSize - start);
       } else {
         BlockView block;
         VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
@@ -314,6 +387,24 @@ class TableReaderImpl final : public TableReader,
       if (raw.size() < 4 || off >= raw.size() - 4 || !DecodeRecordAt(raw, off, &r)) {
         return Bad("block " + Hex(b) + ": no record at block offset " + Hex(off), BlockOffset(b));
       }
+      if (r.key != key) continue;  // fingerprint collision
+      value->assign(r.value);
+      *tombstone = r.tombstone;
+      return Status::Ok();
+    }
+    return Status::NotFound();
+  }
+
+  Status FindDirect(std::string_view key, std::string* value, bool* tombstone) const {
+    const uint64_t h = HashKey(key);
+    const uint64_t fp = Fingerprint(h);
+    for (uint64_t s = HomeSlot(h, home_slots_); s < physical_slots_; ++s) {
+      const uint64_t slot = DecodeFixed64(hash_ + s * kSlotSize);
+      const uint64_t sfp = slot & kFingerprintMask;
+      if (sfp == 0) break;
+      if (sfp != fp) continue;
+      RecordView r;
+      VARVE_RETURN_IF_ERROR(DirectRecord(s, DirectSlotOffset(slot), &r));
       if (r.key != key) continue;  // fingerprint collision
       value->assign(r.value);
       *tombstone = r.tombstone;
@@ -352,7 +443,10 @@ class TableReaderImpl final : public TableReader,
   uint64_t hash_offset_ = 0;
   uint64_t home_slots_ = 0;
   uint64_t physical_slots_ = 0;
-  std::unique_ptr<std::atomic<uint8_t>[]> verified_;
+  uint64_t data_end_ = 0;  // end of the last data block
+  bool direct_ = false;    // hash slots hold file offsets (format 2, compression none)
+  // Bit per 4 KiB page of [0, data_end_): every block overlapping the page was verified.
+  std::unique_ptr<std::atomic<uint64_t>[]> verified_;
 };
 
 class TableIteratorImpl final : public TableIterator {

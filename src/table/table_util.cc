@@ -43,7 +43,6 @@ TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_v
       return c;
     }
   }
-  out->assign(raw);
   return TableCompression::kNone;
 }
 
