@@ -59,6 +59,9 @@ class DB {
   virtual Status Put(std::string_view key, std::string_view value, const PutOptions& opts = {}) = 0;
   // NotFound if the key is absent or expired.
   virtual Result<std::string> Get(std::string_view key) = 0;
+  // As Get, into *value (its buffer is reused: a loop of reads allocates nothing once it has
+  // held the largest value). *value is unspecified unless the result is OK.
+  virtual Status Get(std::string_view key, std::string* value) = 0;
   // As Get, also returning the record's version for CompareAndSet.
   struct VersionedValue {
     std::string value;

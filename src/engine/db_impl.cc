@@ -81,8 +81,8 @@ void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out,
-                         bool* moved) {
+Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::string* value,
+                         VersionedValue* meta, bool* moved) {
   *moved = false;
   std::shared_ptr<Segment> seg = FindSegment(entry.segment);
   if (seg == nullptr && closing_.load(std::memory_order_acquire)) {
@@ -109,28 +109,28 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, Versione
     return Status::Corruption(where() + ": record does not match the index");
   }
   if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
-  out->value.assign(rec.value);
-  out->version = rec.seq;
-  out->expiry_ms = rec.expiry_ms;
-  out->user_flags = rec.user_flags;
+  value->assign(rec.value);
+  meta->version = rec.seq;
+  meta->expiry_ms = rec.expiry_ms;
+  meta->user_flags = rec.user_flags;
   if (buf.size() > (1 << 20)) std::string().swap(buf);  // don't pin a huge buffer per thread
   return Status::Ok();
 }
 
-Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
+Status DBImpl::Lookup(std::string_view key, std::string* value, VersionedValue* meta) {
   if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
   gets_.fetch_add(1, std::memory_order_relaxed);
-  VersionedValue v;
   for (int attempt = 0;; ++attempt) {
     IndexEntry e;
     if (!index_->Get(key, &e)) {
       if (tables_ != nullptr && !tables_->empty()) {
         // Not in the live data: the tables, newest first.
         std::shared_ptr<const TableLayers::Set> set = tables_->Current();
-        Status s = TableLayers::Get(*set, key, &v.value);
+        Status s = TableLayers::Get(*set, key, value);
         if (s.ok()) {
-          v.version = TableLayers::TableVersion(*set);
-          return v;
+          *meta = VersionedValue{};
+          meta->version = TableLayers::TableVersion(*set);
+          return s;
         }
         if (!s.IsNotFound()) return s;
       }
@@ -138,12 +138,12 @@ Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
     }
     if (e.tombstone()) break;  // a delete shadowing a table's key
     bool moved;
-    Status s = ReadEntry(key, e, &v, &moved);
+    Status s = ReadEntry(key, e, value, meta, &moved);
     if (moved) {
       VARVE_CHECK(attempt < 1000000);
       continue;
     }
-    if (s.ok()) return v;
+    if (s.ok()) return s;
     if (!s.IsNotFound()) return s;
     break;
   }
@@ -151,10 +151,22 @@ Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
   return Status::NotFound();
 }
 
+Result<DB::VersionedValue> DBImpl::GetVersioned(std::string_view key) {
+  VersionedValue v;
+  VARVE_RETURN_IF_ERROR(Lookup(key, &v.value, &v));
+  return v;
+}
+
 Result<std::string> DBImpl::Get(std::string_view key) {
-  Result<VersionedValue> r = GetVersioned(key);
-  if (!r.ok()) return r.status();
-  return std::move(r->value);
+  std::string value;
+  VersionedValue meta;
+  VARVE_RETURN_IF_ERROR(Lookup(key, &value, &meta));
+  return value;
+}
+
+Status DBImpl::Get(std::string_view key, std::string* value) {
+  VersionedValue meta;
+  return Lookup(key, value, &meta);
 }
 
 // The index keeps no sequence numbers: the version comes from the record (usually cached).

@@ -69,6 +69,7 @@ class DBImpl final : public DB {
 
   Status Put(std::string_view key, std::string_view value, const PutOptions& opts) override;
   Result<std::string> Get(std::string_view key) override;
+  Status Get(std::string_view key, std::string* value) override;
   Result<VersionedValue> GetVersioned(std::string_view key) override;
   Status Delete(std::string_view key) override;
   Status Write(const WriteBatch& batch) override;
@@ -85,7 +86,13 @@ class DBImpl final : public DB {
 
   // For the iterator: reads the record entry points at. *moved is set (and NotFound returned)
   // when the segment is gone because compaction moved the record; look the key up again.
-  Status ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out, bool* moved);
+  // The value goes to *value, the rest of the record's metadata to *meta (its value untouched).
+  Status ReadEntry(std::string_view key, const IndexEntry& entry, std::string* value,
+                   VersionedValue* meta, bool* moved);
+  Status ReadEntry(std::string_view key, const IndexEntry& entry, VersionedValue* out,
+                   bool* moved) {
+    return ReadEntry(key, entry, &out->value, out, moved);
+  }
   Index* index() { return index_.get(); }
   TableLayers* tables() { return tables_.get(); }
 
@@ -93,6 +100,9 @@ class DBImpl final : public DB {
   // A condition of a write: key must have version expected (0 = absent). The version read
   // before the commit lock is trusted under it while the index still points at the same record
   // (so that the check under the lock rarely reads the disk).
+  // Get and GetVersioned: the value into *value, version and metadata into *meta.
+  Status Lookup(std::string_view key, std::string* value, VersionedValue* meta);
+
   struct VersionCheck {
     std::string_view key;
     uint64_t expected = 0;

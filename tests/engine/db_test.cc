@@ -72,6 +72,27 @@ TEST_P(DBTest, PutGetDeleteAndMissing) {
   EXPECT_EQ(db->GetStats().keys, 2u);
 }
 
+TEST_P(DBTest, GetIntoACallersStringReusesIt) {
+  auto db = OpenOrDie(Opts(), tmp_.path());
+  ASSERT_TRUE(db->Put("big", std::string(20000, 'b')).ok());
+  ASSERT_TRUE(db->Put("small", "s").ok());
+  ASSERT_TRUE(db->Put("empty", "").ok());
+  std::string value = "left over";
+  ASSERT_TRUE(db->Get("big", &value).ok());
+  EXPECT_EQ(value, std::string(20000, 'b'));
+  const char* buffer = value.data();
+  ASSERT_TRUE(db->Get("small", &value).ok());
+  EXPECT_EQ(value, "s");
+  ASSERT_TRUE(db->Get("big", &value).ok());
+  EXPECT_EQ(value, std::string(20000, 'b'));
+  EXPECT_EQ(value.data(), buffer);  // no new allocation once it held the largest value
+  ASSERT_TRUE(db->Get("empty", &value).ok());
+  EXPECT_EQ(value, "");
+  EXPECT_TRUE(db->Get("absent", &value).IsNotFound());
+  ASSERT_TRUE(db->Delete("small").ok());
+  EXPECT_TRUE(db->Get("small", &value).IsNotFound());
+}
+
 TEST_P(DBTest, BinaryKeysAndValuesAndLargeValue) {
   auto db = OpenOrDie(Opts(), tmp_.path());
   std::string key("k\0\xff\n\t", 5);

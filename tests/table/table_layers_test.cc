@@ -71,6 +71,10 @@ TEST(TableLayersTest, ReadsFallThroughAndDeletesShadow) {
   EXPECT_EQ(*db->Get(Key(60)), "old-60");              // only in the older one
   EXPECT_TRUE(db->Get(Key(7)).status().IsNotFound());  // tombstone in the newer table
   EXPECT_TRUE(db->Get(Key(100)).status().IsNotFound());
+  std::string value;
+  ASSERT_TRUE(db->Get(Key(60), &value).ok());
+  EXPECT_EQ(value, "old-60");
+  EXPECT_TRUE(db->Get(Key(7), &value).IsNotFound());
 
   ASSERT_TRUE(db->Put(Key(3), "live").ok());
   ASSERT_TRUE(db->Delete(Key(60)).ok());
