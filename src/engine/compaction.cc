@@ -256,6 +256,8 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
         IndexEntry m = c.moved;
         m.flags = IndexEntry::kTombstone;
         if (c.shadow && index_->ReplaceIf(c.key, c.old, m)) {
+          // An expired value turned into a tombstone that hides a table's key.
+          if (!c.old.tombstone()) index_tombstones_.fetch_add(1, std::memory_order_relaxed);
           out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
           NoteDead(c.old.segment, c.old.size);
         }

@@ -527,6 +527,7 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       e.size = a.size;
       e.flags = IndexEntry::kTombstone;
       had_old = index_->Put(a.key, e, &old);
+      index_tombstones_.fetch_add(1, std::memory_order_relaxed);
       active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
       active_->NoteTombstone(a.seq, a.size);
       deletes_.fetch_add(1, std::memory_order_relaxed);
@@ -535,7 +536,10 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       active_->NoteTombstone(a.seq, a.size);
       deletes_.fetch_add(1, std::memory_order_relaxed);
     }
-    if (had_old) NoteDead(old.segment, old.size);
+    if (had_old) {
+      NoteDead(old.segment, old.size);
+      if (old.tombstone()) index_tombstones_.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -632,7 +636,9 @@ Status DBImpl::RollSegment() {
 
 Stats DBImpl::GetStats() {
   Stats st;
-  st.keys = index_->Size();
+  int64_t tombstones = index_tombstones_.load(std::memory_order_relaxed);
+  uint64_t entries = index_->Size();
+  st.keys = entries - std::min<uint64_t>(entries, tombstones > 0 ? tombstones : 0);
   if (tables_ != nullptr) {
     std::shared_ptr<const TableLayers::Set> set = tables_->Current();
     st.tables = set->layers.size();

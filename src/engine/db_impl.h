@@ -229,6 +229,8 @@ class DBImpl final : public DB {
 
   // Counters.
   std::atomic<uint64_t> puts_{0}, deletes_{0}, gets_{0}, get_misses_{0}, skipped_{0};
+  // Index entries that are tombstones kept to hide a table's key: not keys (Stats::keys).
+  std::atomic<int64_t> index_tombstones_{0};
   std::atomic<uint64_t> user_bytes_{0}, log_bytes_{0}, syncs_{0}, groups_{0};
   std::atomic<uint64_t> compactions_{0}, compaction_written_{0}, compaction_reclaimed_{0};
 };

@@ -140,6 +140,7 @@ Status DBImpl::Recover() {
     });
   }
   index_->FinishRecovery();
+  index_tombstones_.store(static_cast<int64_t>(shadows.size()), std::memory_order_relaxed);
   for (auto& [key, e] : shadows) {
     IndexEntry old;
     index_->Put(key, e, &old);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -99,6 +100,8 @@ TEST(TableLayersTest, ReadsFallThroughAndDeletesShadow) {
     EXPECT_EQ(some.size(), 9u);  // 61..69
     EXPECT_TRUE(d->Get(Key(60)).status().IsNotFound());
     EXPECT_EQ(*d->Get(Key(3)), "live");
+    // The tombstone kept for key 60 is no key of the live data.
+    EXPECT_EQ(d->GetStats().keys, 1u);
   };
   expect_state(db.get());
 
@@ -120,6 +123,7 @@ TEST(TableLayersTest, ReadsFallThroughAndDeletesShadow) {
   // A put over the deleted key brings it back; detaching removes the layer.
   ASSERT_TRUE(db->Put(Key(60), "again").ok());
   EXPECT_EQ(*db->Get(Key(60)), "again");
+  EXPECT_EQ(db->GetStats().keys, 2u);
   ASSERT_TRUE(db->DetachTable("new.vtb").ok());
   EXPECT_EQ(*db->Get(Key(4)), "old-4");
   EXPECT_EQ(*db->Get(Key(7)), "old-7");
@@ -132,6 +136,31 @@ TEST(TableLayersTest, ReadsFallThroughAndDeletesShadow) {
   int files = 0;
   for (auto& e : std::filesystem::directory_iterator(dir.Sub("db/tables"))) (void)e, ++files;
   EXPECT_EQ(files, 1);
+}
+
+// A value that expires over a table's key hides that key for good: compaction turns it into a
+// kept tombstone, which is not counted as a key.
+TEST(TableLayersTest, ExpiredValueOverATableKeyStaysHiddenThroughCompaction) {
+  TempDir dir;
+  BuildTable(dir.Sub("t.vtb"), 10, "table");
+  auto db = Open(dir.Sub("db"));
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(db->AttachTable(dir.Sub("t.vtb")).ok());
+  ASSERT_TRUE(db->Put(Key(2), "short-lived", {.ttl_ms = 1}).ok());
+  ASSERT_TRUE(db->Put(Key(3), "live").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Seal the segment that holds the expired value, then compact it.
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(db->Put("filler", std::string(1000, 'x')).ok());
+  ASSERT_TRUE(db->Delete("filler").ok());
+  ASSERT_TRUE(db->Compact().ok());
+  EXPECT_TRUE(db->Get(Key(2)).status().IsNotFound());
+  EXPECT_EQ(*db->Get(Key(4)), "table-4");
+  EXPECT_EQ(db->GetStats().keys, 1u);  // Key(3)
+  ASSERT_TRUE(db->Close().ok());
+  db = Open(dir.Sub("db"));
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(db->Get(Key(2)).status().IsNotFound());
+  EXPECT_EQ(db->GetStats().keys, 1u);
 }
 
 TEST(TableLayersTest, OrderedIterationMergesLiveDataAndTables) {
