@@ -128,8 +128,10 @@ Status DBImpl::Lookup(std::string_view key, std::string* value, VersionedValue* 
         std::shared_ptr<const TableLayers::Set> set = tables_->Current();
         Status s = TableLayers::Get(*set, key, value);
         if (s.ok()) {
-          *meta = VersionedValue{};
+          // (meta's value may be *value: set the other fields one by one.)
           meta->version = TableLayers::TableVersion(*set);
+          meta->expiry_ms = 0;
+          meta->user_flags = 0;
           return s;
         }
         if (!s.IsNotFound()) return s;

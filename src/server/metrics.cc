@@ -182,6 +182,9 @@ std::string Metrics::RenderPrometheus(const Stats& st) const {
   gauge("varve_disk_bytes", "Segment bytes on disk.", static_cast<double>(st.disk_bytes));
   gauge("varve_index_memory_bytes", "Memory held by the index, keys included.",
         static_cast<double>(st.index_memory_bytes));
+  gauge("varve_tables", "Attached immutable tables.", static_cast<double>(st.tables));
+  gauge("varve_table_entries", "Records in the attached tables, tombstones included.",
+        static_cast<double>(st.table_entries));
   counter("varve_compactions_total", "Segments compacted.", st.compactions);
   counter("varve_compaction_written_bytes_total", "Bytes written by compaction.",
           st.compaction_bytes_written);

@@ -446,6 +446,8 @@ TEST_F(HttpTest, StatsAndMetrics) {
                         "syncs",
                         "write_groups",
                         "index_memory_bytes",
+                        "tables",
+                        "table_entries",
                         "last_sequence",
                         "durable_sequence",
                         "write_amplification"}) {
@@ -466,6 +468,8 @@ TEST_F(HttpTest, StatsAndMetrics) {
   EXPECT_NE(p.body.find("varve_requests_total{protocol=\"http\",command=\"GET /v1/stats\"} 1\n"),
             std::string::npos);
   EXPECT_NE(p.body.find("varve_keys 1\n"), std::string::npos);
+  EXPECT_NE(p.body.find("varve_tables 0\n"), std::string::npos);
+  EXPECT_NE(p.body.find("varve_table_entries 0\n"), std::string::npos);
 }
 
 TEST_F(HttpTest, RequestAndErrorCounting) {

@@ -525,10 +525,10 @@ TEST_F(MemcacheTest, Stats) {
   std::string s = Run("stats\r\n");
   ASSERT_GE(s.size(), 5u);
   EXPECT_EQ(s.substr(s.size() - 5), "END\r\n");
-  for (const char* name :
-       {"pid", "uptime", "time", "version", "curr_items", "total_items", "bytes",
-        "curr_connections", "total_connections", "cmd_get", "cmd_set", "get_hits", "get_misses",
-        "varve_keys", "varve_disk_bytes", "varve_last_sequence"}) {
+  for (const char* name : {"pid", "uptime", "time", "version", "curr_items", "total_items", "bytes",
+                           "curr_connections", "total_connections", "cmd_get", "cmd_set",
+                           "get_hits", "get_misses", "varve_keys", "varve_disk_bytes",
+                           "varve_last_sequence", "varve_tables", "varve_table_entries"}) {
     EXPECT_NE(("\n" + s).find(std::string("\nSTAT ") + name + " "), std::string::npos) << name;
   }
   EXPECT_EQ(s.rfind("STAT pid ", 0), 0u);

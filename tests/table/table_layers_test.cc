@@ -76,6 +76,10 @@ TEST(TableLayersTest, ReadsFallThroughAndDeletesShadow) {
   ASSERT_TRUE(db->Get(Key(60), &value).ok());
   EXPECT_EQ(value, "old-60");
   EXPECT_TRUE(db->Get(Key(7), &value).IsNotFound());
+  Result<DB::VersionedValue> versioned = db->GetVersioned(Key(60));
+  ASSERT_TRUE(versioned.ok());
+  EXPECT_EQ(versioned->value, "old-60");
+  EXPECT_GT(versioned->version, 0u);
 
   ASSERT_TRUE(db->Put(Key(3), "live").ok());
   ASSERT_TRUE(db->Delete(Key(60)).ok());

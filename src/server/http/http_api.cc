@@ -576,6 +576,8 @@ ApiResponse GetStats(const Call& c) {
       {"syncs", st.syncs},
       {"write_groups", st.write_groups},
       {"index_memory_bytes", st.index_memory_bytes},
+      {"tables", st.tables},
+      {"table_entries", st.table_entries},
       {"last_sequence", st.last_sequence},
       {"durable_sequence", st.durable_sequence},
       {"write_amplification", st.write_amplification},

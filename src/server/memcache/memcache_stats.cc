@@ -114,6 +114,8 @@ void AppendGeneralStats(ServerContext* ctx, std::string* out) {
   Stat(out, "varve_sealed_segments", st.sealed_segments);
   Stat(out, "varve_disk_bytes", st.disk_bytes);
   Stat(out, "varve_index_memory_bytes", st.index_memory_bytes);
+  Stat(out, "varve_tables", st.tables);
+  Stat(out, "varve_table_entries", st.table_entries);
   Stat(out, "varve_compactions", st.compactions);
   Stat(out, "varve_compaction_bytes_written", st.compaction_bytes_written);
   Stat(out, "varve_compaction_bytes_reclaimed", st.compaction_bytes_reclaimed);

@@ -324,6 +324,8 @@ void CmdInfo(Call& c) {
     w.Field("syncs", st.syncs);
     w.Field("write_groups", st.write_groups);
     w.Field("write_amplification", st.write_amplification);
+    w.Field("tables", st.tables);
+    w.Field("table_entries", st.table_entries);
   }
   if (wanted[4]) {
     w.Section("Stats");
