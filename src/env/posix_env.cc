@@ -340,6 +340,20 @@ class PosixFileLock final : public FileLock {
   int fd_;
 };
 
+// Opens path with flags (creating it 0644 if asked) and reports its size.
+Result<int> OpenWithSize(const std::string& path, int flags, uint64_t* size) {
+  int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus("fstat", path, err);
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
 class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
@@ -349,32 +363,18 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus("open", path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      return ErrnoStatus("fstat", path, err);
-    }
-    return std::unique_ptr<WritableFile>(
-        new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
+    uint64_t size;
+    VARVE_ASSIGN_OR_RETURN(int fd, OpenWithSize(path, O_WRONLY | O_APPEND | O_CLOEXEC, &size));
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, size));
   }
 
   Result<std::unique_ptr<WritableFile>> NewMappedWritableFile(const std::string& path,
                                                               uint64_t map_bytes,
                                                               bool truncate) override {
-    int flags = O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0);
-    int fd = ::open(path.c_str(), flags, 0644);
-    if (fd < 0) return ErrnoStatus("open", path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      return ErrnoStatus("fstat", path, err);
-    }
-    return std::unique_ptr<WritableFile>(
-        new PosixMappedWritableFile(path, fd, static_cast<uint64_t>(st.st_size), map_bytes));
+    uint64_t size;
+    VARVE_ASSIGN_OR_RETURN(
+        int fd, OpenWithSize(path, O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), &size));
+    return std::unique_ptr<WritableFile>(new PosixMappedWritableFile(path, fd, size, map_bytes));
   }
 
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
