@@ -484,8 +484,7 @@ void Checker::ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint) {
 
     // Zeros from here to the end are space a mapped writer reserved ahead of its data (a store
     // that is open, or one a crash left uncut; recovery cuts it): the end of the records.
-    bool reserved_end = step != SegmentScanner::Step::kEnd && !seg.compaction_output &&
-                        scanner.io_status().ok() && scanner.ZerosFrom(offset);
+    bool reserved_end = scanner.AtReservedEnd(step, offset, !seg.compaction_output);
     if (step == SegmentScanner::Step::kEnd || reserved_end) {
       if (!batch.empty() && SizeAfterWait(seg) == seg.size &&
           !(is_tail && BytesChangeAfterWait(seg, batch.back().offset))) {

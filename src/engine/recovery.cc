@@ -381,12 +381,7 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
     flush_ready();
     if (step == SegmentScanner::Step::kEnd && batch.empty()) break;
     if (!scanner.io_status().ok()) return scanner.io_status();
-    std::string what = step == SegmentScanner::Step::kEnd ? "an uncommitted batch"
-                       : step == SegmentScanner::Step::kTruncated
-                           ? "a truncated record"
-                           : "a damaged record (" + why + ")";
-    if (step != SegmentScanner::Step::kEnd && !seg->compaction_output &&
-        scanner.ZerosFrom(offset)) {
+    if (scanner.AtReservedEnd(step, offset, !seg->compaction_output)) {
       // Space the writer reserved ahead of its data (mmap_writes), left by a crash: the end.
       if (!batch.empty()) {
         LogWarning(seg->path + ": cutting an uncommitted batch at offset " +
@@ -397,6 +392,10 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
       break;
     }
     if (!scanner.io_status().ok()) return scanner.io_status();
+    std::string what = step == SegmentScanner::Step::kEnd ? "an uncommitted batch"
+                       : step == SegmentScanner::Step::kTruncated
+                           ? "a truncated record"
+                           : "a damaged record (" + why + ")";
     if (step != SegmentScanner::Step::kEnd) {
       // Valid records after the damage mean a damaged record, not a torn write: skip it and
       // load the rest. (Writer segments hold increasing sequence numbers, which rules out

@@ -78,9 +78,7 @@ Status SalvageSegment(Env* env, const std::string& path, uint32_t id, Salvage* o
     }
     if (!scanner.io_status().ok()) return scanner.io_status();
     // Zeros to the end: space a mapped writer reserved ahead of its data (a crash left it).
-    if (step != SegmentScanner::Step::kEnd && writer_segment && scanner.ZerosFrom(offset)) {
-      step = SegmentScanner::Step::kEnd;
-    }
+    if (scanner.AtReservedEnd(step, offset, writer_segment)) step = SegmentScanner::Step::kEnd;
     if (!scanner.io_status().ok()) return scanner.io_status();
     if (step == SegmentScanner::Step::kEnd) {
       if (!batch.empty()) {

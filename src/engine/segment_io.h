@@ -32,6 +32,11 @@ class SegmentScanner {
   // reserves ahead of its data (Env::NewMappedWritableFile), which a crash leaves uncut. False
   // (and io_status set) on a read error.
   bool ZerosFrom(uint64_t offset);
+  // True if step (not kEnd) at offset is the end of a writer segment's records: only the zeros
+  // a mapped writer reserved follow (compaction output is never reserved).
+  bool AtReservedEnd(Step step, uint64_t offset, bool writer_segment) {
+    return step != Step::kEnd && writer_segment && io_status_.ok() && ZerosFrom(offset);
+  }
 
  private:
   bool Fill(size_t want);

@@ -28,6 +28,25 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
   return Status::IOError(msg);
 }
 
+// Writes all of data, retrying short writes, and adds what was written to *size: at the file
+// offset (write) or at offset *size (pwrite).
+Status WriteAll(int fd, const std::string& path, std::string_view data, uint64_t* size,
+                bool at_size) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = at_size ? ::pwrite(fd, p, left, static_cast<off_t>(*size)) : ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write", path, errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+    *size += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd, uint64_t size)
@@ -37,19 +56,7 @@ class PosixWritableFile final : public WritableFile {
   }
 
   Status Append(std::string_view data) override {
-    const char* p = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("write", path_, errno);
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-      size_ += static_cast<uint64_t>(n);
-    }
-    return Status::Ok();
+    return WriteAll(fd_, path_, data, &size_, /*at_size=*/false);
   }
 
   Status Sync() override {
@@ -215,20 +222,9 @@ class PosixMappedWritableFile final : public WritableFile {
   }
 
   Status AppendWrite(std::string_view data) {
-    const char* p = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(size_));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("write", path_, errno);
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-      size_ += static_cast<uint64_t>(n);
-    }
+    Status s = WriteAll(fd_, path_, data, &size_, /*at_size=*/true);
     reserved_ = std::max(reserved_, size_);
-    return Status::Ok();
+    return s;
   }
 
   std::string path_;
