@@ -58,12 +58,12 @@ struct Options {
   // Threads that load hint files at open. 0 = number of CPUs. Default: 0.
   uint32_t open_threads = 0;
   // Read records through shared read-only mappings of the segment files instead of one pread
-  // per read (no system call when the pages are cached). Records over 4 KiB come from the
-  // mapping only when all their pages are cached (mincore), else by pread, which asks the disk
-  // once where a mapping would fault page by page when data outgrows RAM. A disk error under a
-  // mapping raises SIGBUS: the store installs a handler (chaining to the one before it) that
-  // turns it into the read's IOError; a program that replaces the SIGBUS handler later should
-  // turn this off. Default: true.
+  // per read (no system call when the pages are cached). Records over 4 KiB (up to 64 KiB; larger
+  // ones always use pread) come from the mapping only when all their pages are cached (mincore),
+  // else by pread, which asks the disk once where a mapping would fault page by page when data
+  // outgrows RAM. A disk error under a mapping raises SIGBUS: the store installs a handler
+  // (chaining to the one before it) that turns it into the read's IOError; a program that
+  // replaces the SIGBUS handler later should turn this off. Default: true.
   bool mmap_reads = true;
   // Append to the active segment through a shared writable mapping of it instead of one
   // write(2) per write group (appends of 4 KiB or more still use write(2), which takes no page
