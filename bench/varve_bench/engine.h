@@ -59,6 +59,8 @@ class Engine {
                          const std::function<void(std::string_view, std::string_view)>& fn) {
     return 0;
   }
+  // Engines that count their log syncs: the count so far (for writes per sync in group commit).
+  virtual bool LogSyncs(uint64_t* syncs) const { return false; }
 };
 
 // Names: varve, varve-ordered, varve-pread, rocksdb, leveldb, lmdb, tkrzw-hash, tkrzw-tree,

@@ -56,6 +56,10 @@ class VarveEngine : public Engine {
     if (sync && opts_.durability != varve::Durability::kSync) Check(db_->Sync(), "sync");
   }
   void Sync() override { Check(db_->Sync(), "sync"); }
+  bool LogSyncs(uint64_t* syncs) const override {
+    *syncs = db_->GetStats().syncs;
+    return true;
+  }
   uint64_t Iterate(const std::function<void(std::string_view, std::string_view)>& fn) override {
     uint64_t n = 0;
     auto it = db_->NewIterator();

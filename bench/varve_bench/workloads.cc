@@ -562,6 +562,8 @@ void SyncWorkload(const Args& a, const std::string& engine, const std::string& d
   io0 = IoWriteBytes();
   std::vector<Rng> rngs;
   for (int i = 0; i < a.group_threads; ++i) rngs.emplace_back(50 + i);
+  uint64_t syncs0 = 0, syncs1 = 0;
+  bool counted = e->LogSyncs(&syncs0);
   t = RunOps(a.group_threads, UINT64_MAX, a.sync_seconds, [&](int th, uint64_t i) {
     thread_local std::string k;
     MakeKey(rngs[th].Uniform(n), cfg.key_bytes, &k);
@@ -571,6 +573,10 @@ void SyncWorkload(const Args& a, const std::string& engine, const std::string& d
            "overwrite, durable every write, " + std::to_string(a.group_threads) + " writer threads",
            *e, t);
   r.write_amp = (IoWriteBytes() - io0) / (t.ops * kv);
+  if (counted && e->LogSyncs(&syncs1) && syncs1 > syncs0) {
+    r.note = Fmt("%.1f writes per fdatasync, ", static_cast<double>(t.ops) / (syncs1 - syncs0)) +
+             Fmt("%.0f fdatasync/s", (syncs1 - syncs0) / t.seconds);
+  }
   out->push_back(r);
   e->Close();
   for (auto& x : *out) x.peak_rss_mb = PeakRssBytes() / 1048576.0;

@@ -12,9 +12,11 @@ namespace varve {
 
 using namespace format;
 
-// Longest a kSync leader waits for the writers of the last group to queue again: a fraction of
-// an fdatasync (hundreds of us on SSDs), so a lone writer loses little.
-constexpr int kGroupWaitUs = 50;
+// Longest a kSync leader waits for the writers of the last group to queue again: a quarter of
+// the recent fdatasync time, within these bounds, so a writer that does not come back costs
+// little next to the sync it would have shared.
+constexpr uint64_t kGroupWaitMinUs = 20;
+constexpr uint64_t kGroupWaitMaxUs = 250;
 
 uint64_t Segment::data_bytes() const {
   uint64_t s = size_bytes.load(std::memory_order_relaxed);
@@ -331,7 +333,7 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     return Status::IOError("writes stopped after an earlier error: " + write_error_.ToString());
   }
   writers_.push_back(w);
-  if (leader_waiting_ && writers_.size() >= last_group_size_) group_cv_.notify_one();
+  if (leader_waiting_ && writers_.size() >= expected_writers_) group_cv_.notify_one();
   if (writers_.front() != w) {
     lock.unlock();
     {
@@ -342,10 +344,15 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     lock.lock();
   }
 
-  if (options_.durability == Durability::kSync && writers_.size() < last_group_size_) {
+  // The writers woken by the last commit are on their way back; without waiting for them,
+  // groups alternate between those writers and the ones that queued during the sync, and each
+  // fdatasync serves about half of the writers.
+  if (options_.durability == Durability::kSync && writers_.size() < expected_writers_) {
+    uint64_t wait_us = std::clamp<uint64_t>(sync_us_.load(std::memory_order_relaxed) / 4,
+                                            kGroupWaitMinUs, kGroupWaitMaxUs);
     leader_waiting_ = true;
-    group_cv_.wait_for(lock, std::chrono::microseconds(kGroupWaitUs),
-                       [this] { return writers_.size() >= last_group_size_; });
+    group_cv_.wait_for(lock, std::chrono::microseconds(wait_us),
+                       [this] { return writers_.size() >= expected_writers_; });
     leader_waiting_ = false;
   }
   // Leader: take every queued writer up to a size bound, then commit them with one append.
@@ -359,12 +366,12 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     group.push_back(p);
     if (p->roll) break;  // sealing happens at a group boundary
   }
-  last_group_size_ = group.size();
   lock.unlock();
   Status s = CommitGroup(group);
   lock.lock();
   if (!s.ok() && write_error_.ok()) write_error_ = s;
   writers_.erase(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(group.size()));
+  expected_writers_ = group.size() + writers_.size();
   PendingWrite* next = writers_.empty() ? nullptr : writers_.front();
   lock.unlock();
   // The next leader first, so that its group commits while this one's writers wake up. Each
@@ -563,7 +570,11 @@ Status DBImpl::DetachTable(const std::string& name) {
 Status DBImpl::SyncActive() {
   uint64_t seq = last_seq_.load(std::memory_order_acquire);
   unsynced_writes_.store(0, std::memory_order_relaxed);
+  uint64_t start_us = NowSteadyUs();
   Status s = active_file_->Sync();
+  // A moving average (1/8 weight) of the sync time, for the group-commit wait.
+  uint64_t took = NowSteadyUs() - start_us, avg = sync_us_.load(std::memory_order_relaxed);
+  sync_us_.store(avg == 0 ? took : avg - avg / 8 + took / 8, std::memory_order_relaxed);
   syncs_.fetch_add(1, std::memory_order_relaxed);
   if (s.ok()) NoteDurable(seq);
   return s;

@@ -195,9 +195,11 @@ class DBImpl final : public DB {
   // Write path.
   std::mutex write_mu_;
   std::deque<PendingWrite*> writers_;
-  // kSync: a new leader waits briefly until as many writers queue as joined the last group, so
-  // that one fdatasync keeps serving all of them (their wake-up races the next leader).
-  size_t last_group_size_ = 0;
+  // kSync: a new leader waits briefly until as many writers queue as were active at the last
+  // commit (its group and the writers queued behind it), so that one fdatasync keeps serving all
+  // of them (their wake-up races the next leader).
+  size_t expected_writers_ = 0;
+  std::atomic<uint64_t> sync_us_{0};  // recent fdatasync time of the log, moving average
   bool leader_waiting_ = false;
   std::condition_variable group_cv_;
   Status write_error_;  // set once a write or sync fails: writes stop, reads go on
