@@ -13,9 +13,9 @@ namespace varve {
 using namespace format;
 
 // Longest a kSync leader waits for the writers of the last group to queue again: a quarter of
-// the recent fdatasync time, within these bounds, so a writer that does not come back costs
-// little next to the sync it would have shared.
-constexpr uint64_t kGroupWaitMinUs = 20;
+// the recent fdatasync time, at most this, so a writer that does not come back costs little next
+// to the sync it would have shared (and nothing is waited for when syncs are nearly free).
+constexpr uint64_t kGroupWaitMinUs = 0;
 constexpr uint64_t kGroupWaitMaxUs = 250;
 
 uint64_t Segment::data_bytes() const {
