@@ -126,6 +126,26 @@ Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
   return Status::Ok();
 }
 
+Status DBImpl::WriteHint(const std::shared_ptr<Segment>& seg) {
+  std::unique_ptr<HintWriter> hint = std::move(seg->hint_writer);
+  if (hint == nullptr) return WriteHintFromScan(seg);
+  if (seg->damaged.load()) {
+    hint->Abandon();
+    return Status::Ok();
+  }
+  // Every record appended has its entry; the size is final (the segment is sealed or closed,
+  // and cut back to its data).
+  Status s = hint->Finish(seg->size_bytes.load());
+  if (!s.ok()) {
+    hint->Abandon();
+    LogWarning("hint of " + seg->path + ": " + s.ToString() + "; building it by a scan");
+    return WriteHintFromScan(seg);
+  }
+  VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  seg->has_hint = true;
+  return Status::Ok();
+}
+
 Status DBImpl::WriteMissingHints() {
   std::lock_guard lock(compaction_mu_);
   std::vector<std::shared_ptr<Segment>> todo;
@@ -139,7 +159,7 @@ Status DBImpl::WriteMissingHints() {
   }
   for (const auto& seg : todo) {
     if (bg_stop_) break;
-    VARVE_RETURN_IF_ERROR(WriteHintFromScan(seg));
+    VARVE_RETURN_IF_ERROR(WriteHint(seg));
   }
   return Status::Ok();
 }
@@ -200,6 +220,7 @@ void DBImpl::DeleteSegmentFiles(const std::shared_ptr<Segment>& seg) {
   // reading through their open descriptor.
   std::string hint = dir_ + "/" + HintFileName(seg->id);
   if (env_->FileExists(hint)) env_->RemoveFile(hint).ok();
+  if (seg->hint_writer != nullptr) seg->hint_writer->Abandon();
   Status s = env_->RemoveFile(seg->path);
   if (!s.ok()) LogWarning("compaction: " + s.ToString());
 }

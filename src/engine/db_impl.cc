@@ -6,6 +6,7 @@
 #include "engine/record_format.h"
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/logging.h"
 #include "util/memory.h"
 
 namespace varve {
@@ -450,7 +451,9 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
       AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key, op.value,
                    op.type == kTypePut ? op.user_flags : 0);
       applied_.push_back(Applied{op.type, op.key, seq, static_cast<uint32_t>(before),
-                                 static_cast<uint32_t>(scratch_.size() - before)});
+                                 static_cast<uint32_t>(scratch_.size() - before),
+                                 static_cast<uint8_t>(scratch_[before + 4]),  // as encoded
+                                 op.type == kTypePut ? op.expiry_ms : 0});
       user_bytes += op.key.size() + op.value.size();
       if (any_conditional) overlay[std::string(op.key)] = op.type == kTypePut ? seq : 0;
     }
@@ -509,11 +512,28 @@ Status DBImpl::AppendBuffer(std::vector<Applied>* applied) {
   }
   active_->size_bytes.store(base + write_buf_.size(), std::memory_order_release);
   log_bytes_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
+  AddHintEntries(*applied);
   if (unsynced_writes_.fetch_add(applied->size(), std::memory_order_relaxed) == 0) {
     first_unsynced_us_.store(NowSteadyUs(), std::memory_order_relaxed);
   }
   write_buf_.clear();
   return Status::Ok();
+}
+
+void DBImpl::AddHintEntries(const std::vector<Applied>& applied) {
+  HintWriter* hint = active_->hint_writer.get();
+  if (hint == nullptr) return;
+  Status s;
+  for (const Applied& a : applied) {
+    s = hint->Add(HintEntry{a.flags, a.seq, a.expiry_ms, a.offset, a.size, a.key});
+    if (!s.ok()) break;
+  }
+  if (!s.ok()) {
+    // Hints only speed up opening: the segment is scanned for its hint once sealed instead.
+    LogWarning("hint of " + active_->path + ": " + s.ToString() + "; it will be built by a scan");
+    hint->Abandon();
+    active_->hint_writer.reset();
+  }
 }
 
 void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
@@ -606,6 +626,15 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
     VARVE_RETURN_IF_ERROR((*file)->Close());
     VARVE_ASSIGN_OR_RETURN(
         *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false));
+  }
+  if (!compaction_output) {
+    Result<std::unique_ptr<HintWriter>> hint = HintWriter::Create(env_, dir_, id);
+    if (hint.ok()) {
+      seg->hint_writer = std::move(*hint);
+    } else {
+      LogWarning("hint of " + seg->path + ": " + hint.status().ToString() +
+                 "; it will be built by a scan");
+    }
   }
   VARVE_ASSIGN_OR_RETURN(seg->reader, env_->NewRandomAccessFile(seg->path));
   seg->reader->AdviseRandom();
@@ -732,7 +761,7 @@ Status DBImpl::Close() {
     }
     for (const auto& seg : segs) {
       if (seg->has_hint.load()) continue;
-      Status s = WriteHintFromScan(seg);
+      Status s = WriteHint(seg);
       if (!s.ok() && result.ok()) result = s;
     }
     Status s = env_->SyncDir(dir_);

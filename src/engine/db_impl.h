@@ -20,6 +20,7 @@
 
 #include "engine/index.h"
 #include "engine/record.h"
+#include "engine/segment_io.h"
 #include "engine/table_layers.h"
 #include "util/rw_mutex.h"
 #include "varve/db.h"
@@ -46,6 +47,10 @@ struct Segment {
   std::atomic<bool> has_hint{false};
   std::atomic<bool> compacting{false};
   std::atomic<bool> damaged{false};  // a record failed its checksum: never compact it away
+  // A writer segment created by this process: the hint built as records are appended (by the
+  // group-commit leader while the segment is active, then finished by the maintenance thread
+  // or at close), so sealing needs no scan of the segment. Null if its building failed.
+  std::unique_ptr<HintWriter> hint_writer;
 
   uint64_t data_bytes() const;
   void NoteSeq(uint64_t seq);
@@ -134,6 +139,8 @@ class DBImpl final : public DB {
     uint64_t seq;
     uint32_t offset;
     uint32_t size;
+    uint8_t flags;  // the record's flags (batch bits included), for its hint entry
+    uint64_t expiry_ms;
   };
 
   Status ValidateOp(const WriteOp& op) const;
@@ -171,6 +178,10 @@ class DBImpl final : public DB {
   void MaintenanceLoop();
   void SyncLoop();
   Status WriteHintFromScan(const std::shared_ptr<Segment>& seg);
+  // Finishes the hint built during appends (seg->hint_writer), or writes one from a scan.
+  Status WriteHint(const std::shared_ptr<Segment>& seg);
+  // Adds the hint entries of records just appended to the active segment.
+  void AddHintEntries(const std::vector<Applied>& applied);
   Status WriteMissingHints();
   Status CompactEligible(bool force);
   Status CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs);
