@@ -20,7 +20,9 @@ void DBImpl::MaintenanceLoop() {
     bg_cv_.wait_for(lock, std::chrono::milliseconds(options_.compaction_check_interval_ms));
     if (bg_stop_) break;
     lock.unlock();
-    Status s = WriteMissingHints();
+    Status s = CheckpointActiveHint();
+    if (!s.ok()) LogWarning("hint checkpoint: " + s.ToString());
+    s = WriteMissingHints();
     if (!s.ok()) LogWarning("writing hint files: " + s.ToString());
     if (options_.background_compaction) {
       s = CompactEligible(false);
@@ -128,11 +130,14 @@ Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
 
 Status DBImpl::WriteHint(const std::shared_ptr<Segment>& seg) {
   std::unique_ptr<HintWriter> hint = std::move(seg->hint_writer);
-  if (hint == nullptr) return WriteHintFromScan(seg);
-  if (seg->damaged.load()) {
+  // The finished hint (or the scan) replaces the checkpoint.
+  std::string mark = dir_ + "/" + HintMarkFileName(seg->id);
+  if (env_->FileExists(mark)) env_->RemoveFile(mark).ok();
+  if (hint != nullptr && (seg->damaged.load() || seg->hint_failed.load())) {
     hint->Abandon();
-    return Status::Ok();
+    hint.reset();
   }
+  if (hint == nullptr) return WriteHintFromScan(seg);
   // Every record appended has its entry; the size is final (the segment is sealed or closed,
   // and cut back to its data).
   Status s = hint->Finish(seg->size_bytes.load());
@@ -143,6 +148,35 @@ Status DBImpl::WriteHint(const std::shared_ptr<Segment>& seg) {
   }
   VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
   seg->has_hint = true;
+  return Status::Ok();
+}
+
+Status DBImpl::CheckpointActiveHint() {
+  std::lock_guard lock(compaction_mu_);  // against Compact() deleting a just-sealed segment
+  std::shared_ptr<Segment> seg;
+  std::shared_ptr<WritableFile> file;
+  {
+    std::lock_guard flock(file_mu_);
+    seg = active_for_bg_;
+    file = active_file_;
+  }
+  if (seg == nullptr || file == nullptr || seg->hint_writer == nullptr || seg->hint_failed.load()) {
+    return Status::Ok();
+  }
+  // Every eighth of a segment (32 MiB by default): after a crash, at most that much of the
+  // segment is scanned, and each checkpoint costs two syncs.
+  const uint64_t step = std::max<uint64_t>(options_.segment_size_bytes / 8, 64 << 10);
+  if (seg->size_bytes.load() < seg->hint_marked_bytes + step) return Status::Ok();
+  HintWriter::Progress progress;
+  {
+    std::lock_guard hlock(seg->hint_mu);
+    VARVE_RETURN_IF_ERROR(seg->hint_writer->Flush(&progress));
+  }
+  // The records the entries describe reach the disk before the mark that vouches for them.
+  VARVE_RETURN_IF_ERROR(file->Sync());
+  VARVE_RETURN_IF_ERROR(seg->hint_writer->SyncFile());
+  VARVE_RETURN_IF_ERROR(WriteHintMark(env_, dir_, seg->id, progress));
+  seg->hint_marked_bytes = progress.segment_bytes;
   return Status::Ok();
 }
 
@@ -221,6 +255,8 @@ void DBImpl::DeleteSegmentFiles(const std::shared_ptr<Segment>& seg) {
   std::string hint = dir_ + "/" + HintFileName(seg->id);
   if (env_->FileExists(hint)) env_->RemoveFile(hint).ok();
   if (seg->hint_writer != nullptr) seg->hint_writer->Abandon();
+  std::string mark = dir_ + "/" + HintMarkFileName(seg->id);
+  if (env_->FileExists(mark)) env_->RemoveFile(mark).ok();
   Status s = env_->RemoveFile(seg->path);
   if (!s.ok()) LogWarning("compaction: " + s.ToString());
 }

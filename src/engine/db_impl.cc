@@ -522,17 +522,19 @@ Status DBImpl::AppendBuffer(std::vector<Applied>* applied) {
 
 void DBImpl::AddHintEntries(const std::vector<Applied>& applied) {
   HintWriter* hint = active_->hint_writer.get();
-  if (hint == nullptr) return;
+  if (hint == nullptr || active_->hint_failed.load(std::memory_order_relaxed)) return;
   Status s;
-  for (const Applied& a : applied) {
-    s = hint->Add(HintEntry{a.flags, a.seq, a.expiry_ms, a.offset, a.size, a.key});
-    if (!s.ok()) break;
+  {
+    std::lock_guard lock(active_->hint_mu);
+    for (const Applied& a : applied) {
+      s = hint->Add(HintEntry{a.flags, a.seq, a.expiry_ms, a.offset, a.size, a.key});
+      if (!s.ok()) break;
+    }
   }
   if (!s.ok()) {
     // Hints only speed up opening: the segment is scanned for its hint once sealed instead.
     LogWarning("hint of " + active_->path + ": " + s.ToString() + "; it will be built by a scan");
-    hint->Abandon();
-    active_->hint_writer.reset();
+    active_->hint_failed = true;
   }
 }
 
@@ -660,6 +662,7 @@ Status DBImpl::RollSegment() {
     std::lock_guard lock(file_mu_);
     old_file = std::move(active_file_);
     active_file_ = std::move(file);
+    active_for_bg_ = seg;
   }
   // old_file closes when the sync thread is done with it too; it was synced above.
   old_file.reset();
@@ -767,7 +770,11 @@ Status DBImpl::Close() {
     Status s = env_->SyncDir(dir_);
     if (result.ok()) result = s;
   }
-  active_file_.reset();
+  {
+    std::lock_guard lock(file_mu_);
+    active_file_.reset();
+    active_for_bg_.reset();
+  }
   active_.reset();
   closing_.store(true, std::memory_order_release);
   {

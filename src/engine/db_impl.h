@@ -49,8 +49,13 @@ struct Segment {
   std::atomic<bool> damaged{false};  // a record failed its checksum: never compact it away
   // A writer segment created by this process: the hint built as records are appended (by the
   // group-commit leader while the segment is active, then finished by the maintenance thread
-  // or at close), so sealing needs no scan of the segment. Null if its building failed.
+  // or at close), so sealing needs no scan of the segment. hint_mu orders the leader's Add with
+  // the maintenance thread's checkpoints (hint.mark files); hint_failed: an Add failed, so the
+  // hint is built by a scan instead. Only the maintenance thread (or Close) destroys it.
   std::unique_ptr<HintWriter> hint_writer;
+  std::mutex hint_mu;
+  std::atomic<bool> hint_failed{false};
+  uint64_t hint_marked_bytes = 0;  // segment bytes the last checkpoint covers (maintenance)
 
   uint64_t data_bytes() const;
   void NoteSeq(uint64_t seq);
@@ -169,7 +174,9 @@ class DBImpl final : public DB {
 
   // Recovery (recovery.cc).
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
-  Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
+  // From start (a record boundary), after max_seq records already loaded from a hint prefix.
+  Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail,
+                              uint64_t start = format::kFileHeaderBytes, uint64_t max_seq = 0);
   void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
                  bool is_tombstone_record);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
@@ -182,6 +189,14 @@ class DBImpl final : public DB {
   Status WriteHint(const std::shared_ptr<Segment>& seg);
   // Adds the hint entries of records just appended to the active segment.
   void AddHintEntries(const std::vector<Applied>& applied);
+  // Maintenance: checkpoints the active segment's hint once enough was appended since the last
+  // one, so that an open after a crash scans only the segment's end.
+  Status CheckpointActiveHint();
+  // Recovery: loads the entries read hands over (ReadHintFileBatched or ParseHintBatched) into
+  // the index; *max_seq: the newest sequence among them (0 if none).
+  using HintBatchFn = std::function<void(const HintEntry*, size_t)>;
+  Status LoadHintEntries(Segment* seg, const std::function<Status(const HintBatchFn&)>& read,
+                         uint64_t* max_seq);
   Status WriteMissingHints();
   Status CompactEligible(bool force);
   Status CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs);
@@ -218,6 +233,8 @@ class DBImpl final : public DB {
   std::atomic<bool> closing_{false};  // segments released: reads fail
   // Owned by the group-commit leader.
   std::shared_ptr<Segment> active_;
+  std::shared_ptr<Segment> active_for_bg_;        // active_, for the maintenance thread (file_mu_)
+  std::map<uint32_t, HintPrefix> hint_prefixes_;  // recovery: checkpoints of unfinished hints
   std::string write_buf_;
   std::string scratch_;
   std::vector<Applied> applied_;

@@ -171,6 +171,7 @@ static std::string NumberedName(uint32_t id, const char* ext) {
 
 std::string SegmentFileName(uint32_t id) { return NumberedName(id, "vlog"); }
 std::string HintFileName(uint32_t id) { return NumberedName(id, "hint"); }
+std::string HintMarkFileName(uint32_t id) { return NumberedName(id, "hint.mark"); }
 
 bool ParseFileName(std::string_view name, uint32_t* id, std::string_view* ext) {
   if (name.size() != 15 || name[10] != '.') return false;

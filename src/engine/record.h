@@ -55,6 +55,8 @@ Status DecodeFileHeader(const char* src, size_t n, std::string_view expected_mag
 
 std::string SegmentFileName(uint32_t id);  // "0000000042.vlog"
 std::string HintFileName(uint32_t id);     // "0000000042.hint"
+// The checkpoint of a hint still being built ("0000000042.hint.mark", see format.md).
+std::string HintMarkFileName(uint32_t id);
 // Parses "NNNNNNNNNN.vlog" / ".hint"; returns false for other names.
 bool ParseFileName(std::string_view name, uint32_t* id, std::string_view* ext);
 // The ids of the segment files (NNNNNNNNNN.vlog) among a directory's names.

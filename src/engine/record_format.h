@@ -15,6 +15,8 @@ constexpr size_t kFileHeaderBytes = 32;
 constexpr std::string_view kSegmentMagic = "VARVSEG1";
 constexpr std::string_view kHintMagic = "VARVHNT2";
 constexpr std::string_view kObsoleteMagic = "VARVOBS1";
+constexpr std::string_view kHintMarkMagic = "VARVHMK1";
+constexpr size_t kHintMarkBytes = kFileHeaderBytes + 32;
 constexpr uint32_t kFileFlagCompactionOutput = 1;  // segment written by compaction
 
 // Record: crc u32 | flags u8 | seq u64 | [expiry_ms u64] | [user_flags u32] | varint key_len |

@@ -43,10 +43,27 @@ Status DBImpl::Recover() {
   VARVE_ASSIGN_OR_RETURN(tables_, TableLayers::Open(env_, dir_));
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
-  for (const std::string& name : names) {
-    if (name.ends_with(".tmp")) env_->RemoveFile(dir_ + "/" + name).ok();  // unfinished hint
-  }
   std::set<uint32_t> segment_ids = SegmentIdsIn(names);
+  // Checkpoints of hints still being built at a crash (the writer's segment, or one sealed just
+  // before): read before their temporary files go; the segment is then scanned only after the
+  // part a checkpoint covers.
+  const std::set<std::string> name_set(names.begin(), names.end());
+  for (uint32_t id : segment_ids) {
+    if (!name_set.contains(HintMarkFileName(id)) || name_set.contains(HintFileName(id))) continue;
+    HintPrefix prefix;
+    Status s = ReadHintPrefix(env_, dir_, id, &prefix);
+    if (s.ok()) {
+      hint_prefixes_[id] = std::move(prefix);
+    } else {
+      LogWarning(s.ToString() + "; scanning all of " + SegmentFileName(id));
+    }
+  }
+  for (const std::string& name : names) {
+    // Unfinished hints (and marks): what they hold is in memory now, or in no finished hint.
+    if (name.ends_with(".tmp") || name.ends_with(".hint.mark")) {
+      env_->RemoveFile(dir_ + "/" + name).ok();
+    }
+  }
   for (const std::string& name : names) {
     uint32_t id;
     std::string_view ext;
@@ -130,6 +147,7 @@ Status DBImpl::Recover() {
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  hint_prefixes_.clear();
   VARVE_RETURN_IF_ERROR(first_error);
 
   // Deletes of keys that a table holds stay in the index (they hide the table's record).
@@ -181,11 +199,13 @@ Status DBImpl::Recover() {
     }
     active_file_ = std::move(f);
     active_ = tail;
+    active_for_bg_ = tail;
   } else {
     if (tail != nullptr) tail->sealed = true;
     std::unique_ptr<WritableFile> f;
     VARVE_ASSIGN_OR_RETURN(active_, CreateSegment(next_segment_id_.fetch_add(1), false, &f));
     active_file_ = std::move(f);
+    active_for_bg_ = active_;
     segments_[active_->id] = active_;
   }
 
@@ -251,26 +271,59 @@ Status DBImpl::FinishObsolete() {
   return env_->RemoveFile(path);
 }
 
+Status DBImpl::LoadHintEntries(Segment* seg, const std::function<Status(const HintBatchFn&)>& read,
+                               uint64_t* max_seq) {
+  uint64_t now = NowUnixMs();
+  uint64_t min_seq = UINT64_MAX;
+  *max_seq = 0;
+  Status s = read([&](const HintEntry* h, size_t n) {
+    // The index is far larger than the caches: start every slot load of the group first.
+    for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
+    for (size_t i = 0; i < n; ++i) {
+      min_seq = std::min(min_seq, h[i].seq);
+      *max_seq = std::max(*max_seq, h[i].seq);
+      LoadEntry(seg, h[i].key,
+                EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].expiry_ms, now),
+                h[i].seq, (h[i].flags & kTypeMask) == kTypeTombstone);
+    }
+  });
+  if (*max_seq != 0) {
+    seg->NoteSeq(min_seq);
+    seg->NoteSeq(*max_seq);
+  }
+  return s;
+}
+
 Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated) {
   *truncated = false;
   std::string hint_path = dir_ + "/" + HintFileName(seg->id);
-  if (!env_->FileExists(hint_path)) return ScanSegmentIntoIndex(seg, is_tail);
-  uint64_t now = NowUnixMs();
-  uint64_t min_seq = UINT64_MAX, max_seq = 0;
+  if (!env_->FileExists(hint_path)) {
+    auto it = hint_prefixes_.find(seg->id);  // each segment is loaded by one thread
+    if (it == hint_prefixes_.end() || seg->compaction_output ||
+        it->second.segment_bytes > seg->size_bytes.load()) {
+      return ScanSegmentIntoIndex(seg, is_tail);
+    }
+    const HintPrefix& prefix = it->second;
+    uint64_t max_seq = 0;
+    Status s = LoadHintEntries(
+        seg.get(),
+        [&](const HintBatchFn& fn) {
+          return ParseHintBatched(prefix.image, dir_ + "/" + HintFileName(seg->id) + ".tmp",
+                                  seg->id, prefix.segment_bytes, fn);
+        },
+        &max_seq);
+    if (s.ok()) return ScanSegmentIntoIndex(seg, is_tail, prefix.segment_bytes, max_seq);
+    LogWarning(s.ToString() + "; scanning all of " + SegmentFileName(seg->id));
+    return ScanSegmentIntoIndex(seg, is_tail);
+  }
+  uint64_t max_seq = 0;
   auto load = [&](uint64_t segment_bytes) {
-    return ReadHintFileBatched(
-        env_, hint_path, seg->id, segment_bytes, [&](const HintEntry* h, size_t n) {
-          // The index is far larger than the caches: start every slot load
-          // of the group first.
-          for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
-          for (size_t i = 0; i < n; ++i) {
-            min_seq = std::min(min_seq, h[i].seq);
-            max_seq = std::max(max_seq, h[i].seq);
-            LoadEntry(seg.get(), h[i].key,
-                      EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].expiry_ms, now),
-                      h[i].seq, (h[i].flags & kTypeMask) == kTypeTombstone);
-          }
-        });
+    return LoadHintEntries(
+        seg.get(),
+        [&](const HintBatchFn& fn) {
+          return ReadHintFileBatched(env_, hint_path, seg->id, segment_bytes, fn);
+        },
+        &max_seq);
   };
   uint64_t size = seg->size_bytes.load();
   uint64_t described = HintSegmentBytes(env_, hint_path);
@@ -300,10 +353,6 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
       s = all;
     }
   }
-  if (max_seq != 0) {
-    seg->NoteSeq(min_seq);
-    seg->NoteSeq(max_seq);
-  }
   if (s.ok()) {
     seg->has_hint = !seg->damaged.load();
     return s;
@@ -314,10 +363,11 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
   return ScanSegmentIntoIndex(seg, is_tail);
 }
 
-Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail) {
+Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail,
+                                    uint64_t start, uint64_t max_seq) {
   uint64_t file_size = seg->size_bytes.load();
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, OpenForScan(*seg));
-  SegmentScanner scanner(file.get(), file_size, seg->path);
+  SegmentScanner scanner(file.get(), file_size, seg->path, start);
   struct Pending {
     std::string key;
     IndexEntry entry;
@@ -325,8 +375,7 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
     bool tombstone_record;
   };
   std::vector<Pending> batch;  // records of an uncommitted batch
-  uint64_t last_good = kFileHeaderBytes;
-  uint64_t max_seq = 0;
+  uint64_t last_good = start;
   bool skip_batch = false;  // after damage: drop a batch whose start may have been lost
   uint64_t now = NowUnixMs();
   // Records go to the index in groups whose slots are prefetched first (the index is far

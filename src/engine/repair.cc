@@ -165,7 +165,10 @@ Status RepairStore(Env* env, const std::string& dir, RepairReport* report) {
     }
     VARVE_RETURN_IF_ERROR(env->CreateDirIfMissing(lost));
     std::string kept = lost + "/" + SegmentFileName(id) + "." + std::to_string(NowUnixMs());
-    if (env->FileExists(hint)) VARVE_RETURN_IF_ERROR(env->RemoveFile(hint));
+    // The hint, and a checkpoint of an unfinished one, describe the old layout.
+    for (const std::string& stale : {hint, dir + "/" + HintMarkFileName(id)}) {
+      if (env->FileExists(stale)) VARVE_RETURN_IF_ERROR(env->RemoveFile(stale));
+    }
     VARVE_RETURN_IF_ERROR(env->RenameFile(path, kept));
     VARVE_RETURN_IF_ERROR(env->RenameFile(tmp, path));
     VARVE_RETURN_IF_ERROR(env->SyncDir(lost));

@@ -9,11 +9,9 @@ namespace varve {
 
 using namespace format;
 
-SegmentScanner::SegmentScanner(const RandomAccessFile* file, uint64_t file_size, std::string name)
-    : file_(file),
-      file_size_(file_size),
-      name_(std::move(name)),
-      buf_file_offset_(kFileHeaderBytes) {}
+SegmentScanner::SegmentScanner(const RandomAccessFile* file, uint64_t file_size, std::string name,
+                               uint64_t start)
+    : file_(file), file_size_(file_size), name_(std::move(name)), buf_file_offset_(start) {}
 
 bool SegmentScanner::Fill(size_t want) {
   if (len_ - pos_ >= want) return true;
@@ -132,8 +130,18 @@ Result<std::unique_ptr<HintWriter>> HintWriter::Create(Env* env, const std::stri
 Status HintWriter::FlushBuffer() {
   crc_ = crc32c::Extend(crc_, buf_.data(), buf_.size());
   Status s = file_->Append(buf_);
+  written_ += buf_.size();
   buf_.clear();
   return s;
+}
+
+Status HintWriter::Flush(Progress* progress) {
+  if (!buf_.empty()) VARVE_RETURN_IF_ERROR(FlushBuffer());
+  progress->file_bytes = written_;
+  progress->count = count_;
+  progress->crc = crc_;
+  progress->segment_bytes = prev_end_;
+  return Status::Ok();
 }
 
 Status HintWriter::Add(const HintEntry& e) {
@@ -225,9 +233,18 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
   }
   // Not zero-filled first: the read writes every byte (a short read is refused).
   std::unique_ptr<char[]> buf(new char[size]);
-  const std::string_view data(buf.get(), size);
   VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, size, buf.get()));
   if (n != size) return Status::Corruption(path + ": short read");
+  return ParseHintBatched(std::string_view(buf.get(), size), path, segment_id, segment_bytes, fn);
+}
+
+Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t segment_id,
+                        uint64_t segment_bytes,
+                        const std::function<void(const HintEntry*, size_t)>& fn) {
+  const uint64_t size = data.size(), n = data.size();
+  if (size < kFileHeaderBytes + kHintFooterBytes) {
+    return Status::Corruption(path + ": hint file truncated (" + std::to_string(size) + " bytes)");
+  }
   FileHeader header;
   VARVE_RETURN_IF_ERROR(DecodeFileHeader(data.data(), n, kHintMagic, path, &header));
   if (header.segment_id != segment_id) {
@@ -308,6 +325,74 @@ Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_i
     return Status::Corruption(path + ": " + std::to_string(seen) + " entries, the footer says " +
                               std::to_string(count));
   }
+  return Status::Ok();
+}
+
+Status WriteHintMark(Env* env, const std::string& dir, uint32_t segment_id,
+                     const HintWriter::Progress& progress) {
+  std::string mark(kHintMarkBytes, '\0');
+  EncodeFileHeader(mark.data(), FileHeader{kHintMarkMagic, 0, segment_id});
+  char* p = mark.data() + kFileHeaderBytes;
+  EncodeFixed64(p, progress.file_bytes);
+  EncodeFixed64(p + 8, progress.count);
+  EncodeFixed64(p + 16, progress.segment_bytes);
+  EncodeFixed32(p + 24, crc32c::Mask(progress.crc));
+  EncodeFixed32(p + 28, crc32c::Mask(crc32c::Value(mark.data(), kHintMarkBytes - 4)));
+  std::string path = dir + "/" + HintMarkFileName(segment_id);
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env->NewWritableFile(path + ".tmp"));
+  Status s = f->Append(mark);
+  if (s.ok()) s = f->Sync();
+  Status c = f->Close();
+  if (s.ok()) s = c;
+  // No directory sync: a power failure that loses the rename leaves the previous mark, which
+  // still describes a prefix of the same two files.
+  if (s.ok()) s = env->RenameFile(path + ".tmp", path);
+  if (!s.ok()) env->RemoveFile(path + ".tmp").ok();
+  return s;
+}
+
+Status ReadHintPrefix(Env* env, const std::string& dir, uint32_t segment_id, HintPrefix* prefix) {
+  std::string mark_path = dir + "/" + HintMarkFileName(segment_id);
+  std::string tmp_path = dir + "/" + HintFileName(segment_id) + ".tmp";
+  if (!env->FileExists(mark_path) || !env->FileExists(tmp_path)) {
+    return Status::NotFound(mark_path + ": no hint checkpoint");
+  }
+  char mark[kHintMarkBytes];
+  {
+    VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f,
+                           env->NewRandomAccessFile(mark_path));
+    VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, kHintMarkBytes, mark));
+    FileHeader fh;
+    VARVE_RETURN_IF_ERROR(DecodeFileHeader(mark, n, kHintMarkMagic, mark_path, &fh));
+    if (n != kHintMarkBytes || crc32c::Unmask(DecodeFixed32(mark + kHintMarkBytes - 4)) !=
+                                   crc32c::Value(mark, kHintMarkBytes - 4)) {
+      return Status::Corruption(mark_path + ": bad size or checksum");
+    }
+    if (fh.segment_id != segment_id) {
+      return Status::Corruption(mark_path + ": names segment " + std::to_string(fh.segment_id));
+    }
+  }
+  const char* p = mark + kFileHeaderBytes;
+  uint64_t file_bytes = DecodeFixed64(p), count = DecodeFixed64(p + 8);
+  prefix->segment_bytes = DecodeFixed64(p + 16);
+  uint32_t crc = crc32c::Unmask(DecodeFixed32(p + 24));
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env->NewRandomAccessFile(tmp_path));
+  VARVE_ASSIGN_OR_RETURN(uint64_t tmp_size, f->Size());
+  if (file_bytes < kFileHeaderBytes || file_bytes > tmp_size) {
+    return Status::Corruption(tmp_path + ": shorter than its checkpoint (" +
+                              std::to_string(tmp_size) + " of " + std::to_string(file_bytes) +
+                              " bytes)");
+  }
+  // The footer the finished hint would have, over the entries so far (ParseHintBatched then
+  // checks the bytes against the mark's crc through the footer's).
+  prefix->image.resize(file_bytes + kHintFooterBytes);
+  VARVE_ASSIGN_OR_RETURN(size_t n, f->Read(0, file_bytes, prefix->image.data()));
+  if (n != file_bytes) return Status::Corruption(tmp_path + ": short read");
+  char* footer = prefix->image.data() + file_bytes;
+  EncodeFixed64(footer, count);
+  EncodeFixed64(footer + 8, prefix->segment_bytes);
+  EncodeFixed32(footer + 16, crc32c::Mask(crc32c::Extend(crc, footer, 16)));
+  EncodeFixed32(footer + 20, kHintEndMagic);
   return Status::Ok();
 }
 

@@ -17,7 +17,9 @@ class SegmentScanner {
  public:
   enum class Step { kRecord, kEnd, kTruncated, kCorrupt };
 
-  SegmentScanner(const RandomAccessFile* file, uint64_t file_size, std::string name);
+  // Starts at start: the end of the header, or a record boundary known from a hint.
+  SegmentScanner(const RandomAccessFile* file, uint64_t file_size, std::string name,
+                 uint64_t start = format::kFileHeaderBytes);
   // kRecord: *rec and *offset describe the next record (views valid until the next call).
   // kEnd: clean end of file. kTruncated: the file ends inside a record at *offset.
   // kCorrupt: the record at *offset is damaged; *why says how (the scan cannot continue).
@@ -71,6 +73,19 @@ class HintWriter {
   // Removes the temporary file of an unfinished hint.
   void Abandon();
 
+  // What the temporary file holds after Flush: its first file_bytes bytes (crc32c crc) hold
+  // count entries describing the first segment_bytes bytes of the segment.
+  struct Progress {
+    uint64_t file_bytes = 0;
+    uint64_t count = 0;
+    uint32_t crc = 0;
+    uint64_t segment_bytes = 0;
+  };
+  // Writes the buffered entries to the temporary file (not synced).
+  Status Flush(Progress* progress);
+  // Makes what Flush wrote durable; may run while another thread calls Add.
+  Status SyncFile() { return file_->Sync(); }
+
  private:
   HintWriter(Env* env, std::string tmp, std::string final_path, std::unique_ptr<WritableFile> f);
   Status FlushBuffer();
@@ -81,6 +96,7 @@ class HintWriter {
   std::unique_ptr<WritableFile> file_;
   std::string buf_;
   uint32_t crc_ = 0;
+  uint64_t written_ = 0;  // bytes in the file
   uint64_t count_ = 0;
   uint64_t prev_seq_ = 0;
   uint64_t prev_end_;  // end of the previous entry's record
@@ -94,6 +110,25 @@ Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id, uint
 Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,
                            uint64_t segment_bytes,
                            const std::function<void(const HintEntry*, size_t)>& fn);
+// As ReadHintFileBatched, on a hint file's bytes already in memory.
+Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t segment_id,
+                        uint64_t segment_bytes,
+                        const std::function<void(const HintEntry*, size_t)>& fn);
+
+// A hint being built, as its last checkpoint (the .hint.mark file) describes it: the checked
+// bytes of its temporary file, completed with a footer into a hint of the segment's first
+// segment_bytes bytes (durable in the segment before the mark was written).
+struct HintPrefix {
+  std::string image;  // a whole hint file: header, entries, footer
+  uint64_t segment_bytes = 0;
+};
+// Writes dir/NNNNNNNNNN.hint.mark for progress (temporary file, sync, rename).
+Status WriteHintMark(Env* env, const std::string& dir, uint32_t segment_id,
+                     const HintWriter::Progress& progress);
+// Reads the mark and the temporary hint file of segment_id; Corruption or NotFound if either is
+// missing, damaged or disagrees with the other.
+Status ReadHintPrefix(Env* env, const std::string& dir, uint32_t segment_id, HintPrefix* prefix);
+
 // The entry count / segment size in a hint file's footer, or 0 if it cannot be read.
 uint64_t HintEntryCount(Env* env, const std::string& path);
 uint64_t HintSegmentBytes(Env* env, const std::string& path);
