@@ -119,7 +119,10 @@ Status DBImpl::Recover() {
   uint64_t expected_keys = 0;
   for (const auto& seg : segs) {
     loading_[seg->id] = seg.get();
-    expected_keys += HintEntryCount(env_, dir_ + "/" + HintFileName(seg->id));
+    auto prefix = hint_prefixes_.find(seg->id);
+    expected_keys += prefix != hint_prefixes_.end()
+                         ? prefix->second.count
+                         : HintEntryCount(env_, dir_ + "/" + HintFileName(seg->id));
   }
   index_->Reserve(expected_keys);
 

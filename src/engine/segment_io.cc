@@ -374,6 +374,7 @@ Status ReadHintPrefix(Env* env, const std::string& dir, uint32_t segment_id, Hin
   }
   const char* p = mark + kFileHeaderBytes;
   uint64_t file_bytes = DecodeFixed64(p), count = DecodeFixed64(p + 8);
+  prefix->count = count;
   prefix->segment_bytes = DecodeFixed64(p + 16);
   uint32_t crc = crc32c::Unmask(DecodeFixed32(p + 24));
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env->NewRandomAccessFile(tmp_path));

@@ -121,6 +121,7 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
 struct HintPrefix {
   std::string image;  // a whole hint file: header, entries, footer
   uint64_t segment_bytes = 0;
+  uint64_t count = 0;  // entries
 };
 // Writes dir/NNNNNNNNNN.hint.mark for progress (temporary file, sync, rename).
 Status WriteHintMark(Env* env, const std::string& dir, uint32_t segment_id,
