@@ -61,19 +61,22 @@ DBImpl::DBImpl(const Options& options, std::string dir)
 
 DBImpl::~DBImpl() { Close().ok(); }
 
-std::shared_ptr<Segment> DBImpl::FindSegment(uint32_t id) {
-  std::shared_lock lock(segments_mu_);
-  auto it = segments_.find(id);
-  return it == segments_.end() ? nullptr : it->second;
+void DBImpl::PublishSegments() {
+  std::vector<Segment*> segs;
+  segs.reserve(segments_.size());
+  for (const auto& [id, seg] : segments_) segs.push_back(seg.get());
+  segment_table_.Publish(segs);
 }
 
 void DBImpl::AddSegment(std::shared_ptr<Segment> seg) {
   std::unique_lock lock(segments_mu_);
   segments_[seg->id] = std::move(seg);
+  PublishSegments();
 }
 
 void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
-  if (std::shared_ptr<Segment> s = FindSegment(segment)) {
+  SegmentTable::Reader segments(segment_table_);
+  if (Segment* s = segments.Find(segment)) {
     s->live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
   }
 }
@@ -84,7 +87,9 @@ void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
 Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::string* value,
                          VersionedValue* meta, bool* moved) {
   *moved = false;
-  std::shared_ptr<Segment> seg = FindSegment(entry.segment);
+  // Holds the segment (and its file and mapping) until the read is over.
+  SegmentTable::Reader segments(segment_table_);
+  Segment* seg = segments.Find(entry.segment);
   if (seg == nullptr && closing_.load(std::memory_order_acquire)) {
     return Status::InvalidArgument("store is closed");
   }
@@ -730,10 +735,13 @@ Status DBImpl::Close() {
   active_file_.reset();
   active_.reset();
   closing_.store(true, std::memory_order_release);
+  std::map<uint32_t, std::shared_ptr<Segment>> released;
   {
     std::unique_lock lock(segments_mu_);
-    segments_.clear();
+    released.swap(segments_);
+    PublishSegments();  // returns once no read can still use a segment
   }
+  released.clear();
   lock_.reset();
   return result;
 }

@@ -188,6 +188,10 @@ Status DBImpl::Recover() {
     active_file_ = std::move(f);
     segments_[active_->id] = active_;
   }
+  {
+    std::unique_lock lock(segments_mu_);
+    PublishSegments();
+  }
 
   if (options_.mmap_reads) {
     // Sizes are final now (torn tails were cut). The writer's segment grows into its mapping.
