@@ -84,6 +84,43 @@ void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+namespace {
+
+// Larger records never come from a mapping (Options::mmap_reads): no need to size the caller's
+// string for them before the read.
+constexpr uint32_t kMaxInPlaceRecordBytes = 64 << 10;
+
+// A record decoded where it lies in a segment's mapping, its value copied straight into the
+// caller's string. Runs under the mapping's SIGBUS guard (RandomAccessFile::VisitMapped): no
+// allocation here; the error messages come from the plain read that follows any failure.
+struct InPlaceRead {
+  std::string_view key;  // the index's key
+  uint32_t size = 0;     // the record's bytes
+  char* dst = nullptr;   // room for size bytes
+  std::string* why = nullptr;
+  bool ok = false;  // decoded, key matches, not a tombstone: value in dst
+  RecordView rec;   // its key and value point into the mapping: use only the other fields
+
+  static void Run(const char* data, void* arg) {
+    auto* r = static_cast<InPlaceRead*>(arg);
+    if (DecodeRecord(data, r->size, &r->rec, r->why) != DecodeOutcome::kOk) return;
+    if (r->rec.key != r->key || r->rec.tombstone()) return;
+    std::memcpy(r->dst, r->rec.value.data(), r->rec.value.size());
+    r->ok = true;
+  }
+};
+
+// The record's metadata into *meta; NotFound if it has expired.
+Status Found(const RecordView& rec, DB::VersionedValue* meta) {
+  if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
+  meta->version = rec.seq;
+  meta->expiry_ms = rec.expiry_ms;
+  meta->user_flags = rec.user_flags;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::string* value,
                          VersionedValue* meta, bool* moved) {
   *moved = false;
@@ -97,12 +134,27 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::str
     *moved = true;
     return Status::NotFound();
   }
+  std::string why;
+  // From the mapping: crc and key checked in place, one copy of the value. (The value is
+  // shorter than the record; growing *value zero-fills only what it lacks.)
+  if (options_.mmap_reads && entry.size <= kMaxInPlaceRecordBytes) {
+    if (value->size() < entry.size) value->resize(entry.size);
+    InPlaceRead in_place;
+    in_place.key = key;
+    in_place.size = entry.size;
+    in_place.dst = value->data();
+    in_place.why = &why;
+    if (seg->reader->VisitMapped(entry.offset, entry.size, InPlaceRead::Run, &in_place) &&
+        in_place.ok) {
+      value->resize(in_place.rec.value.size());
+      return Found(in_place.rec, meta);
+    }
+  }
   thread_local std::string buf;
   if (buf.size() < entry.size) buf.resize(entry.size);
   Result<size_t> n = seg->reader->Read(entry.offset, entry.size, buf.data());
   if (!n.ok()) return n.status();
   RecordView rec;
-  std::string why;
   auto where = [&] {
     return SegmentFileName(seg->id) + " at offset " + std::to_string(entry.offset);
   };
@@ -113,11 +165,8 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::str
   if (rec.key != key || rec.tombstone()) {
     return Status::Corruption(where() + ": record does not match the index");
   }
-  if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
+  VARVE_RETURN_IF_ERROR(Found(rec, meta));
   value->assign(rec.value);
-  meta->version = rec.seq;
-  meta->expiry_ms = rec.expiry_ms;
-  meta->user_flags = rec.user_flags;
   if (buf.size() > (1 << 20)) std::string().swap(buf);  // don't pin a huge buffer per thread
   return Status::Ok();
 }
