@@ -3,7 +3,8 @@
 // Threads: callers (reads; writes queue and one of them leads a group commit), one maintenance
 // thread (hint files, background compaction), one sync thread (kInterval / kBatch durability).
 // Locks, outer to inner: compaction_mu_ > write_mu_ > segments_mu_ > index shard locks;
-// file_mu_ and stats are leaves.
+// file_mu_ and stats are leaves. Reads take only an index shard lock: they find segments in
+// segment_table_ inside a read section, which publishers of a new table wait for.
 #pragma once
 
 #include <atomic>
