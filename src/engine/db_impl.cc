@@ -91,22 +91,23 @@ namespace {
 constexpr uint32_t kMaxInPlaceRecordBytes = 64 << 10;
 
 // A record decoded where it lies in a segment's mapping, its value copied straight into the
-// caller's string. Runs under the mapping's SIGBUS guard (RandomAccessFile::VisitMapped): no
-// allocation here; the error messages come from the plain read that follows any failure.
+// caller's string (and the checksum computed over that copy). Runs under the mapping's SIGBUS guard
+// (RandomAccessFile::VisitMapped): no allocation here; the error messages come from the plain read
+// that follows any failure.
 struct InPlaceRead {
   std::string_view key;  // the index's key
   uint32_t size = 0;     // the record's bytes
   char* dst = nullptr;   // room for size bytes
   std::string* why = nullptr;
   bool ok = false;  // decoded, key matches, not a tombstone: value in dst
-  RecordView rec;   // its key and value point into the mapping: use only the other fields
+  RecordView rec;   // its key points into the mapping: do not use it afterwards
 
   static void Run(const char* data, void* arg) {
     auto* r = static_cast<InPlaceRead*>(arg);
-    if (DecodeRecord(data, r->size, &r->rec, r->why) != DecodeOutcome::kOk) return;
-    if (r->rec.key != r->key || r->rec.tombstone()) return;
-    std::memcpy(r->dst, r->rec.value.data(), r->rec.value.size());
-    r->ok = true;
+    if (DecodeRecordCopyingValue(data, r->size, r->dst, &r->rec, r->why) != DecodeOutcome::kOk) {
+      return;
+    }
+    r->ok = r->rec.key == r->key && !r->rec.tombstone();
   }
 };
 
