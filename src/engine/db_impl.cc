@@ -104,6 +104,9 @@ struct InPlaceRead {
 
   static void Run(const char* data, void* arg) {
     auto* r = static_cast<InPlaceRead*>(arg);
+    // Ask for every line at once: decoding touches the header first, and without this its cache
+    // miss (and the value's) came one after the other (~8% more CPU per 10 KB read than a copy).
+    for (uint32_t i = 0; i < r->size; i += 64) __builtin_prefetch(data + i);
     if (DecodeRecordCopyingValue(data, r->size, r->dst, &r->rec, r->why) != DecodeOutcome::kOk) {
       return;
     }
