@@ -159,7 +159,8 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
       o << " | ";
       if (IsVarve(r->engine) && dev > 0 && !time_metric)
         o << F("%.2fx", r->ops_per_s / dev) << " (" << dev_name << ")";
-      o << " | " << r->note << " |\n";
+      std::string cpu = r->cpu_us_per_op > 0 ? F("CPU %.2f µs/op", r->cpu_us_per_op) : "";
+      o << " | " << cpu << (!cpu.empty() && !r->note.empty() ? "; " : "") << r->note << " |\n";
     }
   }
 

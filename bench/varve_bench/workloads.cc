@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,7 +26,14 @@ struct Timed {
   Histogram hist;
   uint64_t ops = 0;
   double seconds = 0;
+  double cpu_seconds = 0;  // summed over the threads that ran the ops
 };
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 // Runs op(thread, i) on `threads` threads until each did max_ops or `seconds` passed (0 = no
 // time limit); every op is timed into one histogram per thread.
@@ -33,10 +41,12 @@ Timed RunOps(int threads, uint64_t max_ops, double seconds,
              const std::function<void(int, uint64_t)>& op) {
   std::vector<Histogram> hists(threads);
   std::vector<uint64_t> counts(threads);
+  std::vector<double> cpu(threads);
   uint64_t start = NowNs();
   uint64_t deadline = seconds > 0 ? start + static_cast<uint64_t>(seconds * 1e9) : UINT64_MAX;
   auto body = [&](int t) {
     Histogram& h = hists[t];
+    double cpu0 = ThreadCpuSeconds();
     uint64_t i = 0;
     for (; i < max_ops; ++i) {
       uint64_t t0 = NowNs();
@@ -49,6 +59,7 @@ Timed RunOps(int threads, uint64_t max_ops, double seconds,
       }
     }
     counts[t] = i;
+    cpu[t] = ThreadCpuSeconds() - cpu0;
   };
   if (threads == 1) {
     body(0);
@@ -62,6 +73,7 @@ Timed RunOps(int threads, uint64_t max_ops, double seconds,
   for (int t = 0; t < threads; ++t) {
     r.hist.Merge(hists[t]);
     r.ops += counts[t];
+    r.cpu_seconds += cpu[t];
   }
   return r;
 }
@@ -78,6 +90,7 @@ PhaseResult Make(const std::string& workload, const std::string& phase, Engine& 
   r.p50_us = t.hist.Percentile(50) / 1e3;
   r.p99_us = t.hist.Percentile(99) / 1e3;
   r.p999_us = t.hist.Percentile(99.9) / 1e3;
+  if (t.ops > 0 && t.cpu_seconds > 0) r.cpu_us_per_op = t.cpu_seconds * 1e6 / t.ops;
   return r;
 }
 

@@ -46,6 +46,16 @@ class RandomAccessFile {
   // to a page from the mapping, and larger ones (up to 64 KiB) only when all their pages are
   // cached (mincore): a cold large read is one pread, not a fault per page.
   virtual void MapForReads(uint64_t length) {}
+  // For a reader that can use the bytes where they lie (one copy less): if Read would serve
+  // [offset, offset + n) from the mapping, calls fn(data, arg) with a pointer to those bytes in
+  // the mapping and returns true. Otherwise returns false without calling fn: use Read. fn runs
+  // under the SIGBUS guard: if a page cannot be read, fn is abandoned where it is and false is
+  // returned, so fn must not allocate, lock or take ownership of anything, and what it wrote
+  // may be partial. Implementations without mappings return false.
+  virtual bool VisitMapped(uint64_t offset, size_t n, void (*fn)(const char* data, void* arg),
+                           void* arg) const {
+    return false;
+  }
 };
 
 // Held while a directory is open; released by destruction.

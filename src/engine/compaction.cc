@@ -247,11 +247,13 @@ Status DBImpl::CompactEligible(bool force) {
 
 void DBImpl::DeleteSegmentFiles(const std::shared_ptr<Segment>& seg) {
   {
+    // The caller's reference keeps the segment alive until the reads that found it are over
+    // (PublishSegments waits for them); reads that look later retry with the new index entry.
     std::unique_lock lock(segments_mu_);
     segments_.erase(seg->id);
+    PublishSegments();
   }
-  // The hint goes first, so that no hint outlives its segment. Readers holding the segment keep
-  // reading through their open descriptor.
+  // The hint goes first, so that no hint outlives its segment.
   std::string hint = dir_ + "/" + HintFileName(seg->id);
   if (env_->FileExists(hint)) env_->RemoveFile(hint).ok();
   if (seg->hint_writer != nullptr) seg->hint_writer->Abandon();

@@ -64,19 +64,22 @@ DBImpl::DBImpl(const Options& options, std::string dir)
 
 DBImpl::~DBImpl() { Close().ok(); }
 
-std::shared_ptr<Segment> DBImpl::FindSegment(uint32_t id) {
-  std::shared_lock lock(segments_mu_);
-  auto it = segments_.find(id);
-  return it == segments_.end() ? nullptr : it->second;
+void DBImpl::PublishSegments() {
+  std::vector<Segment*> segs;
+  segs.reserve(segments_.size());
+  for (const auto& [id, seg] : segments_) segs.push_back(seg.get());
+  segment_table_.Publish(segs);
 }
 
 void DBImpl::AddSegment(std::shared_ptr<Segment> seg) {
   std::unique_lock lock(segments_mu_);
   segments_[seg->id] = std::move(seg);
+  PublishSegments();
 }
 
 void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
-  if (std::shared_ptr<Segment> s = FindSegment(segment)) {
+  SegmentTable::Reader segments(segment_table_);
+  if (Segment* s = segments.Find(segment)) {
     s->live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
   }
 }
@@ -84,10 +87,53 @@ void DBImpl::NoteDead(uint32_t segment, uint64_t bytes) {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+namespace {
+
+// Larger records never come from a mapping (Options::mmap_reads): no need to size the caller's
+// string for them before the read.
+constexpr uint32_t kMaxInPlaceRecordBytes = 64 << 10;
+
+// A record decoded where it lies in a segment's mapping, its value copied straight into the
+// caller's string (and the checksum computed over that copy). Runs under the mapping's SIGBUS guard
+// (RandomAccessFile::VisitMapped): no allocation here; the error messages come from the plain read
+// that follows any failure.
+struct InPlaceRead {
+  std::string_view key;  // the index's key
+  uint32_t size = 0;     // the record's bytes
+  char* dst = nullptr;   // room for size bytes
+  std::string* why = nullptr;
+  bool ok = false;  // decoded, key matches, not a tombstone: value in dst
+  RecordView rec;   // its key points into the mapping: do not use it afterwards
+
+  static void Run(const char* data, void* arg) {
+    auto* r = static_cast<InPlaceRead*>(arg);
+    // Ask for every line at once: decoding touches the header first, and without this its cache
+    // miss (and the value's) came one after the other (~8% more CPU per 10 KB read than a copy).
+    for (uint32_t i = 0; i < r->size; i += 64) __builtin_prefetch(data + i);
+    if (DecodeRecordCopyingValue(data, r->size, r->dst, &r->rec, r->why) != DecodeOutcome::kOk) {
+      return;
+    }
+    r->ok = r->rec.key == r->key && !r->rec.tombstone();
+  }
+};
+
+// The record's metadata into *meta; NotFound if it has expired.
+Status Found(const RecordView& rec, DB::VersionedValue* meta) {
+  if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
+  meta->version = rec.seq;
+  meta->expiry_ms = rec.expiry_ms;
+  meta->user_flags = rec.user_flags;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::string* value,
                          VersionedValue* meta, bool* moved) {
   *moved = false;
-  std::shared_ptr<Segment> seg = FindSegment(entry.segment);
+  // Holds the segment (and its file and mapping) until the read is over.
+  SegmentTable::Reader segments(segment_table_);
+  Segment* seg = segments.Find(entry.segment);
   if (seg == nullptr && closing_.load(std::memory_order_acquire)) {
     return Status::InvalidArgument("store is closed");
   }
@@ -95,12 +141,27 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::str
     *moved = true;
     return Status::NotFound();
   }
+  std::string why;
+  // From the mapping: crc and key checked in place, one copy of the value. (The value is
+  // shorter than the record; growing *value zero-fills only what it lacks.)
+  if (options_.mmap_reads && entry.size <= kMaxInPlaceRecordBytes) {
+    if (value->size() < entry.size) value->resize(entry.size);
+    InPlaceRead in_place;
+    in_place.key = key;
+    in_place.size = entry.size;
+    in_place.dst = value->data();
+    in_place.why = &why;
+    if (seg->reader->VisitMapped(entry.offset, entry.size, InPlaceRead::Run, &in_place) &&
+        in_place.ok) {
+      value->resize(in_place.rec.value.size());
+      return Found(in_place.rec, meta);
+    }
+  }
   thread_local std::string buf;
   if (buf.size() < entry.size) buf.resize(entry.size);
   Result<size_t> n = seg->reader->Read(entry.offset, entry.size, buf.data());
   if (!n.ok()) return n.status();
   RecordView rec;
-  std::string why;
   auto where = [&] {
     return SegmentFileName(seg->id) + " at offset " + std::to_string(entry.offset);
   };
@@ -111,11 +172,8 @@ Status DBImpl::ReadEntry(std::string_view key, const IndexEntry& entry, std::str
   if (rec.key != key || rec.tombstone()) {
     return Status::Corruption(where() + ": record does not match the index");
   }
-  if (rec.expiry_ms != 0 && rec.expiry_ms <= NowUnixMs()) return Status::NotFound();
+  VARVE_RETURN_IF_ERROR(Found(rec, meta));
   value->assign(rec.value);
-  meta->version = rec.seq;
-  meta->expiry_ms = rec.expiry_ms;
-  meta->user_flags = rec.user_flags;
   if (buf.size() > (1 << 20)) std::string().swap(buf);  // don't pin a huge buffer per thread
   return Status::Ok();
 }
@@ -777,10 +835,13 @@ Status DBImpl::Close() {
   }
   active_.reset();
   closing_.store(true, std::memory_order_release);
+  std::map<uint32_t, std::shared_ptr<Segment>> released;
   {
     std::unique_lock lock(segments_mu_);
-    segments_.clear();
+    released.swap(segments_);
+    PublishSegments();  // returns once no read can still use a segment
   }
+  released.clear();
   lock_.reset();
   return result;
 }

@@ -3,7 +3,8 @@
 // Threads: callers (reads; writes queue and one of them leads a group commit), one maintenance
 // thread (hint files, background compaction), one sync thread (kInterval / kBatch durability).
 // Locks, outer to inner: compaction_mu_ > write_mu_ > segments_mu_ > index shard locks;
-// file_mu_ and stats are leaves.
+// file_mu_ and stats are leaves. Reads take only an index shard lock: they find segments in
+// segment_table_ inside a read section, which publishers of a new table wait for.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "engine/index.h"
 #include "engine/record.h"
 #include "engine/segment_io.h"
+#include "engine/segment_table.h"
 #include "engine/table_layers.h"
 #include "util/rw_mutex.h"
 #include "varve/db.h"
@@ -168,8 +170,9 @@ class DBImpl final : public DB {
   // A second handle on a segment with readahead, for reading it start to end.
   Result<std::unique_ptr<RandomAccessFile>> OpenForScan(const Segment& seg);
 
-  std::shared_ptr<Segment> FindSegment(uint32_t id);
   void AddSegment(std::shared_ptr<Segment> seg);
+  // Makes segments_ what readers see; segments_mu_ held exclusively.
+  void PublishSegments();
   void NoteDead(uint32_t segment, uint64_t bytes);
 
   // Recovery (recovery.cc).
@@ -214,9 +217,11 @@ class DBImpl final : public DB {
   bool TablesHold(std::string_view key) const;
   std::unique_ptr<FileLock> lock_;
 
-  // Segments by id.
+  // Segments by id: the map owns them (and iterators, compactions, etc. may share them); reads
+  // find them in segment_table_, a copy of the map's raw pointers published after each change.
   RWMutex segments_mu_;
   std::map<uint32_t, std::shared_ptr<Segment>> segments_;
+  SegmentTable segment_table_;
 
   // Write path.
   std::mutex write_mu_;

@@ -44,7 +44,11 @@ void AppendRecord(std::string* dst, uint8_t flags, uint64_t seq, uint64_t expiry
   EncodeFixed32(rec, crc32c::Mask(crc));
 }
 
-DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::string* why,
+namespace {
+
+// Checks everything but the checksum; on kOk, *out has every field, key and value pointing into
+// data, and out->size is the record's size.
+DecodeOutcome DecodeFields(const char* data, size_t n, RecordView* out, std::string* why,
                            size_t* needed) {
   if (n < kRecordMinHeaderBytes) return DecodeOutcome::kTruncated;
   const char* limit = data + n;
@@ -114,11 +118,6 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
   size_t total = static_cast<size_t>(p - data) + key_len + value_len;
   if (needed != nullptr) *needed = total;
   if (total > n) return DecodeOutcome::kTruncated;
-  uint32_t stored = crc32c::Unmask(DecodeFixed32(data));
-  if (crc32c::Value(data + 4, total - 4) != stored) {
-    *why = "bad checksum";
-    return DecodeOutcome::kCorrupt;
-  }
   out->flags = flags;
   out->seq = seq;
   out->expiry_ms = expiry;
@@ -126,6 +125,39 @@ DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::str
   out->key = std::string_view(p, key_len);
   out->value = std::string_view(p + key_len, value_len);
   out->size = static_cast<uint32_t>(total);
+  return DecodeOutcome::kOk;
+}
+
+DecodeOutcome BadChecksum(std::string* why) {
+  *why = "bad checksum";
+  return DecodeOutcome::kCorrupt;
+}
+
+}  // namespace
+
+DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::string* why,
+                           size_t* needed) {
+  RecordView rec;
+  DecodeOutcome o = DecodeFields(data, n, &rec, why, needed);
+  if (o != DecodeOutcome::kOk) return o;
+  if (crc32c::Value(data + 4, rec.size - 4) != crc32c::Unmask(DecodeFixed32(data))) {
+    return BadChecksum(why);
+  }
+  *out = rec;
+  return DecodeOutcome::kOk;
+}
+
+DecodeOutcome DecodeRecordCopyingValue(const char* data, size_t n, char* value_dst, RecordView* out,
+                                       std::string* why) {
+  RecordView rec;
+  DecodeOutcome o = DecodeFields(data, n, &rec, why, nullptr);
+  if (o != DecodeOutcome::kOk) return o;
+  std::memcpy(value_dst, rec.value.data(), rec.value.size());
+  uint32_t crc = crc32c::Value(data + 4, static_cast<size_t>(rec.value.data() - data) - 4);
+  crc = crc32c::Extend(crc, value_dst, rec.value.size());
+  if (crc != crc32c::Unmask(DecodeFixed32(data))) return BadChecksum(why);
+  rec.value = std::string_view(value_dst, rec.value.size());
+  *out = rec;
   return DecodeOutcome::kOk;
 }
 

@@ -38,6 +38,12 @@ enum class DecodeOutcome { kOk, kTruncated, kCorrupt };
 // checksum mismatch or impossible fields; *why says which.
 DecodeOutcome DecodeRecord(const char* data, size_t n, RecordView* out, std::string* why,
                            size_t* needed = nullptr);
+// As DecodeRecord, but copies the value to value_dst (room for n bytes) before checking the
+// checksum, which then reads the copy (in the cache) instead of the value where it lies (a
+// mapping: one pass over it, not two). out->value points at value_dst; value_dst holds
+// garbage unless kOk.
+DecodeOutcome DecodeRecordCopyingValue(const char* data, size_t n, char* value_dst, RecordView* out,
+                                       std::string* why);
 
 struct FileHeader {
   std::string_view magic;

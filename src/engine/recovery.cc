@@ -211,6 +211,10 @@ Status DBImpl::Recover() {
     active_for_bg_ = active_;
     segments_[active_->id] = active_;
   }
+  {
+    std::unique_lock lock(segments_mu_);
+    PublishSegments();
+  }
 
   if (options_.mmap_reads) {
     // Sizes are final now (torn tails were cut). The writer's segment grows into its mapping.

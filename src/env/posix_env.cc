@@ -110,11 +110,10 @@ void InstallSigbusHandler() {
   });
 }
 
-// Copies n bytes from or to a mapping; false if the copy raised SIGBUS. forward: copy front to
-// back, so that a process killed during a copy into a shared mapping leaves a prefix of src
-// (memcpy may store the end of a large block first): recovery then sees complete records
-// followed by one torn record, never a record after a gap.
-bool GuardedCopy(char* dst, const char* src, size_t n, bool forward = false) {
+// Runs f, which reads or writes a mapping; false if it raised SIGBUS (f is then abandoned where
+// it was: it must own nothing it would have to release).
+template <class F>
+bool Guarded(F&& f) {
   sigjmp_buf jump;
   if (sigsetjmp(jump, 0) != 0) {
     tls_copy_guard = nullptr;
@@ -122,21 +121,31 @@ bool GuardedCopy(char* dst, const char* src, size_t n, bool forward = false) {
   }
   tls_copy_guard = &jump;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (!forward) {
-    std::memcpy(dst, src, n);
-  } else {
-    size_t i = 0;
-#if defined(__SSE2__)
-    for (; i + 16 <= n; i += 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-    }
-#endif
-    for (; i < n; ++i) reinterpret_cast<volatile char*>(dst)[i] = src[i];
-  }
+  f();
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tls_copy_guard = nullptr;
   return true;
+}
+
+// Copies n bytes from or to a mapping; false if the copy raised SIGBUS. forward: copy front to
+// back, so that a process killed during a copy into a shared mapping leaves a prefix of src
+// (memcpy may store the end of a large block first): recovery then sees complete records
+// followed by one torn record, never a record after a gap.
+bool GuardedCopy(char* dst, const char* src, size_t n, bool forward = false) {
+  return Guarded([&] {
+    if (!forward) {
+      std::memcpy(dst, src, n);
+    } else {
+      size_t i = 0;
+#if defined(__SSE2__)
+      for (; i + 16 <= n; i += 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+      }
+#endif
+      for (; i < n; ++i) reinterpret_cast<volatile char*>(dst)[i] = src[i];
+    }
+  });
 }
 
 // Appends by copying into a MAP_SHARED mapping: no system call per Append. The file is grown
@@ -266,10 +275,7 @@ class PosixRandomAccessFile final : public RandomAccessFile {
     // A larger read comes from the mapping only if all its pages are cached: otherwise pread
     // makes one request to the disk, where a copy from the mapping would fault in (and wait
     // for) one page at a time.
-    if (map_ != nullptr && offset + n <= map_length_ && offset + n >= offset &&
-        (n <= kMaxMappedRead || Resident(offset, n)) && GuardedCopy(scratch, map_ + offset, n)) {
-      return n;
-    }
+    if (FromMapping(offset, n) && GuardedCopy(scratch, map_ + offset, n)) return n;
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
@@ -283,6 +289,13 @@ class PosixRandomAccessFile final : public RandomAccessFile {
     return done;
   }
 
+  bool VisitMapped(uint64_t offset, size_t n, void (*fn)(const char* data, void* arg),
+                   void* arg) const override {
+    if (!FromMapping(offset, n)) return false;
+    const char* data = map_ + offset;
+    return Guarded([&] { fn(data, arg); });
+  }
+
   Result<uint64_t> Size() const override {
     struct stat st;
     if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
@@ -294,6 +307,11 @@ class PosixRandomAccessFile final : public RandomAccessFile {
 
  private:
   static constexpr size_t kMaxResidentCheck = 64 << 10;  // larger reads always use pread
+
+  bool FromMapping(uint64_t offset, size_t n) const {
+    return map_ != nullptr && offset + n <= map_length_ && offset + n >= offset &&
+           (n <= kMaxMappedRead || Resident(offset, n));
+  }
 
   // True if every page of [offset, offset + n) is in the page cache (mincore). After a miss the
   // thread skips the check (false) for its next kSkipAfterMiss calls: data larger than memory
