@@ -120,7 +120,7 @@ double DiskWriteMBps(const std::string& dir, bool direct) {
 }
 
 struct MergeResult {
-  std::string layout;
+  std::string layout;  // and the variant, if any
   double in_mb = 0, out_mb = 0, best_s = 0;
   std::vector<double> round_s;
 };
@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
   int merge_tables = 10;
   int merge_rounds = 1;
   bool merge_only = false;
+  bool merge_variants = false;
   app.add_option("--dir", dir, "Scratch directory (files are removed at the end)")->required();
   app.add_option("--keys", keys, "Records")->capture_default_str();
   app.add_option("--value-bytes", value_bytes, "Value size")->capture_default_str();
@@ -143,6 +144,9 @@ int main(int argc, char** argv) {
   app.add_option("--merge-rounds", merge_rounds, "Merges timed per layout (best reported)")
       ->capture_default_str();
   app.add_flag("--merge-only", merge_only, "Only the merges and the disk bandwidth");
+  app.add_flag("--merge-variants", merge_variants,
+               "Also merge with the block writer on the calling thread and with buffered writes "
+               "(rounds interleaved)");
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(dir);
 
@@ -294,20 +298,40 @@ int main(int argc, char** argv) {
       m.in_mb += FileSize(paths[k]) / 1e6;
     }
     std::string out = dir + "/merged.vtb";
-    varve::MergeOptions mo;
-    mo.table = o;
+    struct Variant {
+      const char* name;
+      int writer_threads;
+      bool direct_writes;
+    };
+    std::vector<Variant> variants = {{"", 1, true}};
+    if (merge_variants) {
+      variants = {{", writer threads 0, buffered", 0, false},
+                  {", writer threads 1, buffered", 1, false},
+                  {", writer threads 1, O_DIRECT", 1, true}};
+    }
+    std::vector<MergeResult> results(variants.size(), m);
     for (int round = 0; round < merge_rounds; ++round) {
-      auto start = Clock::now();
-      Check(varve::MergeTables(readers, out, mo));
-      const double s = Secs(start, Clock::now());
-      m.round_s.push_back(s);
-      m.best_s = round == 0 ? s : std::min(m.best_s, s);
-      m.out_mb = FileSize(out) / 1e6;
-      std::filesystem::remove(out);
+      for (size_t v = 0; v < variants.size(); ++v) {
+        varve::MergeOptions mo;
+        mo.table = o;
+        mo.table.writer_threads = variants[v].writer_threads;
+        mo.table.direct_writes = variants[v].direct_writes;
+        MergeResult& r = results[v];
+        auto start = Clock::now();
+        Check(varve::MergeTables(readers, out, mo));
+        const double s = Secs(start, Clock::now());
+        r.round_s.push_back(s);
+        r.best_s = round == 0 ? s : std::min(r.best_s, s);
+        r.out_mb = FileSize(out) / 1e6;
+        std::filesystem::remove(out);
+      }
+    }
+    for (size_t v = 0; v < variants.size(); ++v) {
+      results[v].layout += variants[v].name;
+      merges.push_back(results[v]);
     }
     readers.clear();
     for (auto& p : paths) std::filesystem::remove(p);
-    merges.push_back(m);
   }
   const double disk_mbps = DiskWriteMBps(dir, false);
   const double disk_direct_mbps = DiskWriteMBps(dir, true);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -78,6 +79,105 @@ class PosixWritableFile final : public WritableFile {
   std::string path_;
   int fd_;
   uint64_t size_;
+};
+
+// Gathers appends into an aligned chunk written with O_DIRECT (no copy into the page cache).
+// Once the file is no longer direct (the unaligned tail at Sync or Close, a short write, or a
+// file system that refuses the I/O with EINVAL) O_DIRECT is cleared and the rest goes through
+// the page cache; the buffer is then always empty.
+class PosixDirectWritableFile final : public WritableFile {
+ public:
+  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kChunk = 1 << 20;
+
+  PosixDirectWritableFile(std::string path, int fd, char* buf)
+      : path_(std::move(path)), fd_(fd), buf_(buf) {}
+  ~PosixDirectWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+    std::free(buf_);
+  }
+
+  Status Append(std::string_view data) override {
+    if (!direct_) return WriteAll(fd_, path_, data, &size_, /*at_size=*/false);
+    while (!data.empty()) {
+      const size_t take = std::min(kChunk - used_, data.size());
+      std::memcpy(buf_ + used_, data.data(), take);
+      used_ += take;
+      data.remove_prefix(take);
+      if (used_ == kChunk) VARVE_RETURN_IF_ERROR(Drain(kChunk));
+      if (!direct_ && !data.empty()) return WriteAll(fd_, path_, data, &size_, false);
+    }
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    VARVE_RETURN_IF_ERROR(WriteTail());
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+    return Status::Ok();
+  }
+
+  Status Close() override {
+    if (fd_ < 0) return Status::Ok();
+    Status s = WriteTail();
+    int rc = ::close(fd_);
+    fd_ = -1;
+    VARVE_RETURN_IF_ERROR(s);
+    if (rc != 0) return ErrnoStatus("close", path_, errno);
+    return Status::Ok();
+  }
+
+  uint64_t Size() const override { return size_ + used_; }
+
+ private:
+  // Writes the first n bytes of the buffer (a multiple of kAlign) and keeps the rest; if the
+  // file stops being direct on the way, writes all of the buffer.
+  Status Drain(size_t n) {
+    size_t done = 0;
+    while (done < n && direct_) {
+      ssize_t w = ::write(fd_, buf_ + done, n - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EINVAL) return ErrnoStatus("write", path_, errno);
+        VARVE_RETURN_IF_ERROR(StopDirect());
+        break;
+      }
+      done += static_cast<size_t>(w);
+      size_ += static_cast<uint64_t>(w);
+      if (done % kAlign != 0) VARVE_RETURN_IF_ERROR(StopDirect());
+    }
+    if (!direct_) {
+      Status s = WriteAll(fd_, path_, std::string_view(buf_ + done, used_ - done), &size_, false);
+      used_ = 0;
+      return s;
+    }
+    std::memmove(buf_, buf_ + n, used_ - n);
+    used_ -= n;
+    return Status::Ok();
+  }
+
+  Status WriteTail() {
+    if (!direct_) return Status::Ok();
+    VARVE_RETURN_IF_ERROR(Drain(used_ & ~(kAlign - 1)));
+    if (!direct_) return Status::Ok();
+    VARVE_RETURN_IF_ERROR(StopDirect());
+    return Drain(used_);
+  }
+
+  Status StopDirect() {
+    direct_ = false;
+    int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) {
+      return ErrnoStatus("fcntl", path_, errno);
+    }
+    return Status::Ok();
+  }
+
+  std::string path_;
+  int fd_;
+  char* buf_;  // kChunk bytes, kAlign-aligned
+  size_t used_ = 0;
+  uint64_t size_ = 0;  // bytes written to the file
+  bool direct_ = true;
 };
 
 // Reads from a file mapping raise SIGBUS when the page cannot be read (a disk error, or a file
@@ -356,6 +456,19 @@ class PosixEnv final : public Env {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus("open", path, errno);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
+  }
+
+  Result<std::unique_ptr<WritableFile>> NewDirectWritableFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0 && errno == EINVAL) return NewWritableFile(path);  // e.g. tmpfs
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    char* buf = static_cast<char*>(
+        std::aligned_alloc(PosixDirectWritableFile::kAlign, PosixDirectWritableFile::kChunk));
+    if (buf == nullptr) {
+      ::close(fd);
+      return Status::IOError("open " + path + ": out of memory for the write buffer");
+    }
+    return std::unique_ptr<WritableFile>(new PosixDirectWritableFile(path, fd, buf));
   }
 
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {

@@ -42,19 +42,27 @@ class XxhState {
   void* state_;
 };
 
-// Compresses raw into *out (replacing it). Returns the compression actually used: kNone when c
-// is kNone or compressing would not make the block smaller, and then *out is unspecified (the
-// caller stores raw itself, uncopied).
-TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_view raw,
-                               std::string* out);
+// Room CompressBlockTo may need for a raw block of raw_size bytes.
+size_t MaxCompressedSize(TableCompression c, size_t raw_size);
+// Compresses raw into dst (MaxCompressedSize bytes of room) and returns the compressed size, or
+// 0 when c is kNone or compressing would not make the block smaller (the caller then stores raw
+// itself).
+size_t CompressBlockTo(TableCompression c, int zstd_level, std::string_view raw, char* dst);
 // Decompresses exactly raw_size bytes into *out. False if the input is damaged.
 bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size, std::string* out);
 
 // A file written sequentially through a buffer.
 class BufferedWriter {
  public:
-  static Result<std::unique_ptr<BufferedWriter>> Create(Env* env, const std::string& path);
+  // direct: through Env::NewDirectWritableFile, which gathers its own aligned chunks (appends
+  // are passed straight to it).
+  static Result<std::unique_ptr<BufferedWriter>> Create(Env* env, const std::string& path,
+                                                        bool direct = false);
   Status Append(std::string_view data) {
+    if (direct_) {
+      flushed_ += data.size();
+      return file_->Append(data);
+    }
     buf_.append(data);
     if (buf_.size() >= kBufferSize) return Flush();
     return Status::Ok();
@@ -69,6 +77,7 @@ class BufferedWriter {
   std::unique_ptr<WritableFile> file_;
   std::string buf_;
   uint64_t flushed_ = 0;
+  bool direct_ = false;
 };
 
 // A file read sequentially through a buffer.
