@@ -10,6 +10,7 @@ namespace varve::table {
 void BlockWriter::Batch::Clear() {
   raw.clear();
   raw_ends.clear();
+  copied.clear();
   first_keys.clear();
   key_ends.clear();
   stored_size = 0;
@@ -54,6 +55,16 @@ void BlockWriter::Encode(Batch* b) const {
     const std::string_view raw(b->raw.data() + begin, b->raw_ends[i] - begin);
     begin = b->raw_ends[i];
     const size_t start = b->stored_size;
+    if (b->copied[i]) {
+      if (b->stored.size() < start + raw.size()) {
+        b->stored.resize(std::max(start + raw.size(), 2 * start));
+      }
+      std::memcpy(b->stored.data() + start, raw.data(), raw.size());
+      b->stored_size = start + raw.size();
+      b->stored_ends.push_back(b->stored_size);
+      b->used.push_back(static_cast<TableCompression>(raw[raw.size() - 5]));
+      continue;
+    }
     const size_t room =
         std::max(raw.size(), MaxCompressedSize(compression_, raw.size())) + kBlockTrailerSize;
     if (b->stored.size() < start + room) b->stored.resize(std::max(start + room, 2 * start));

@@ -23,9 +23,12 @@ class BlockWriter {
  public:
   // Raw blocks filled by the builder, and (after encoding) their stored form.
   struct Batch {
-    std::string raw;               // raw blocks (records, offsets, count) back to back
+    // Raw blocks (records, offsets, count) back to back; a block copied from another table is
+    // there as stored (trailer included) and flagged in copied.
+    std::string raw;
     std::vector<size_t> raw_ends;  // end of each block in raw
-    std::string first_keys;        // first key of each block, back to back
+    std::vector<bool> copied;
+    std::string first_keys;  // first key of each block, back to back
     std::vector<size_t> key_ends;
     // Stored blocks (trailers included) back to back in the first stored_size bytes; the
     // string only grows, so it is not cleared (zero-filled) again for every batch.

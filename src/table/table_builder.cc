@@ -15,7 +15,7 @@ namespace varve {
 namespace table {
 namespace {
 
-class TableBuilderImpl final : public TableBuilder {
+class TableBuilderImpl final : public TableBuilderInternal {
  public:
   TableBuilderImpl(std::string path, const TableOptions& options, Env* env)
       : path_(std::move(path)),
@@ -160,6 +160,7 @@ class TableBuilderImpl final : public TableBuilder {
     PutFixed32(&b->raw, static_cast<uint32_t>(offsets_.size()));
     const size_t raw_size = BlockBytes();
     b->raw_ends.push_back(b->raw.size());
+    b->copied.push_back(false);
     b->first_keys.append(first_key_);
     b->key_ends.push_back(b->first_keys.size());
     raw_block_bytes_ += raw_size;
@@ -168,6 +169,57 @@ class TableBuilderImpl final : public TableBuilder {
     ++blocks_;
     if (b->raw.size() < BlockWriter::kBatchBytes) return Status::Ok();
     return blocks_writer_->Submit();
+  }
+
+  Result<bool> AddBlock(const BlockView& block, std::string_view stored,
+                        bool allow_tombstones) override {
+    if (!status_.ok()) return status_;
+    if (finished_) return Status::InvalidArgument("table builder: Add after Finish");
+    if (stored.size() < kBlockTrailerSize ||
+        static_cast<TableCompression>(stored[stored.size() - 5]) != options_.compression ||
+        blocks_ >= kMaxBlocks || (direct_ && block_offset_ + stored.size() > kMaxDirectOffset)) {
+      return false;
+    }
+    RecordView r;
+    for (uint32_t i = 0; i < block.count; ++i) {
+      if (!block.Record(i, &r)) return Status::Corruption("table builder: damaged block copied");
+      if (r.tombstone && !allow_tombstones) return false;
+      if (i == 0 && entries_ > 0 && r.key <= std::string_view(last_key_)) return false;
+    }
+    if (!offsets_.empty()) {
+      status_ = FlushBlock();
+      VARVE_RETURN_IF_ERROR(status_);
+    }
+    for (uint32_t i = 0; i < block.count; ++i) {
+      (void)block.Record(i, &r);
+      const uint64_t in_block = DecodeFixed32(block.raw.data() + block.records_end + 4ull * i);
+      if (i == 0) first_key_.assign(r.key);
+      char h[16];
+      EncodeFixed64(h, HashKey(r.key));
+      EncodeFixed64(h + 8, direct_ ? DirectSlotLocation(block_offset_ + in_block)
+                                   : SlotLocation(blocks_, in_block));
+      status_ = hashes_->Append(std::string_view(h, 16));
+      VARVE_RETURN_IF_ERROR(status_);
+      ++entries_;
+      if (r.tombstone) ++tombstones_;
+      key_bytes_ += r.key.size();
+      value_bytes_ += r.value.size();
+    }
+    last_key_.assign(r.key);
+    BlockWriter::Batch* b = blocks_writer_->current();
+    b->raw.append(stored);
+    b->raw_ends.push_back(b->raw.size());
+    b->copied.push_back(true);
+    b->first_keys.append(first_key_);
+    b->key_ends.push_back(b->first_keys.size());
+    raw_block_bytes_ += block.raw.size();
+    block_offset_ += stored.size();
+    ++blocks_;
+    if (b->raw.size() >= BlockWriter::kBatchBytes) {
+      status_ = blocks_writer_->Submit();
+      VARVE_RETURN_IF_ERROR(status_);
+    }
+    return true;
   }
 
   Status Finish() override {
