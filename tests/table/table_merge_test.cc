@@ -67,21 +67,26 @@ Model Range(int begin, int end, int tag, int tombstone_every = 0) {
   return m;
 }
 
+// Inputs and output alike: compression c, blocks of block_size_bytes.
+MergeOptions SameOptions(TableCompression c, uint32_t block_size_bytes, bool keep = false) {
+  MergeOptions mo;
+  mo.table.compression = c;
+  mo.table.block_size_bytes = block_size_bytes;
+  mo.keep_tombstones = keep;
+  return mo;
+}
+
 class MergeBlockCopyTest : public ::testing::TestWithParam<TableCompression> {};
 
 // Disjoint inputs of the output's compression: every block is copied as stored, so the output's
 // data bytes are exactly the inputs'.
 TEST_P(MergeBlockCopyTest, DisjointInputsAreCopiedWhole) {
   TempDir dir;
-  TableOptions o;
-  o.compression = GetParam();
-  o.block_size_bytes = 512;
-  MergeOptions mo;
-  mo.table = o;
+  const MergeOptions mo = SameOptions(GetParam(), 512);
   uint64_t in_bytes = 0;
   // Given out of key order: the merge orders them.
   auto p = MergeAndCheck(dir, {Range(2000, 3000, 1), Range(0, 1000, 2), Range(1000, 2000, 3)}, mo,
-                         o, &in_bytes);
+                         mo.table, &in_bytes);
   EXPECT_EQ(p.entries, 3000u);
   EXPECT_EQ(p.data_bytes, in_bytes);
 }
@@ -90,15 +95,12 @@ TEST_P(MergeBlockCopyTest, DisjointInputsAreCopiedWhole) {
 // by record; the latest input wins, whichever path a key takes.
 TEST_P(MergeBlockCopyTest, OverlappingInputsLaterWins) {
   TempDir dir;
-  TableOptions o;
-  o.compression = GetParam();
-  o.block_size_bytes = 300;
-  MergeOptions mo;
-  mo.table = o;
+  const MergeOptions mo = SameOptions(GetParam(), 300);
   uint64_t in_bytes = 0;
   Model sparse;  // every 97th key of the middle range, overriding the others
   for (int i = 1500; i < 2500; i += 97) sparse[Key(i)] = "override-" + std::to_string(i);
-  auto p = MergeAndCheck(dir, {Range(0, 2000, 1), Range(1800, 4000, 2), sparse}, mo, o, &in_bytes);
+  auto p = MergeAndCheck(dir, {Range(0, 2000, 1), Range(1800, 4000, 2), sparse}, mo, mo.table,
+                         &in_bytes);
   EXPECT_EQ(p.entries, 4000u);
   EXPECT_LT(p.data_bytes, in_bytes);  // the overlap was merged, not copied twice
 }
@@ -108,15 +110,11 @@ TEST_P(MergeBlockCopyTest, OverlappingInputsLaterWins) {
 TEST_P(MergeBlockCopyTest, TombstonesKeptOrDropped) {
   for (bool keep : {false, true}) {
     TempDir dir;
-    TableOptions o;
-    o.compression = GetParam();
-    o.block_size_bytes = 400;
-    MergeOptions mo;
-    mo.table = o;
-    mo.keep_tombstones = keep;
+    const MergeOptions mo = SameOptions(GetParam(), 400, keep);
     uint64_t in_bytes = 0;
     // Input 1 deletes keys of input 0 (overlap), and holds disjoint tombstones of its own.
-    auto p = MergeAndCheck(dir, {Range(0, 1000, 1), Range(500, 3000, 2, 10)}, mo, o, &in_bytes);
+    auto p =
+        MergeAndCheck(dir, {Range(0, 1000, 1), Range(500, 3000, 2, 10)}, mo, mo.table, &in_bytes);
     EXPECT_EQ(p.tombstones, keep ? 250u : 0u) << keep;
     if (!keep) {
       EXPECT_EQ(p.entries, 3000u - 250u);
