@@ -2,7 +2,9 @@
 // the builder's writer threads (errors from the file system, a builder dropped mid-way) and the
 // O_DIRECT writable file.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -206,6 +208,44 @@ TEST(TableWriterThreadsTest, WriteErrorsPropagate) {
         env.ClearFaults();
       }
     }
+  }
+}
+
+// A real full disk under O_DIRECT writes (a loop-mounted 16 MiB ext4 image; needs root and
+// mkfs.ext4): the flusher's ENOSPC reaches Add or Finish as a clear error, and no table appears.
+TEST(TableWriterThreadsTest, FullDiskWithDirectWrites) {
+  TempDir dir;
+  const std::string img = dir.Sub("disk.img"), mnt = dir.Sub("mnt");
+  std::filesystem::create_directories(mnt);
+  const std::string setup = "truncate -s 16M " + img + " && mkfs.ext4 -q -F " + img +
+                            " >/dev/null 2>&1 && mount -o loop " + img + " " + mnt +
+                            " >/dev/null 2>&1";
+  if (geteuid() != 0 || std::system(setup.c_str()) != 0) {
+    GTEST_SKIP() << "needs root, mkfs.ext4 and a loop device";
+  }
+  struct Unmount {
+    std::string mnt;
+    ~Unmount() { EXPECT_EQ(std::system(("umount " + mnt).c_str()), 0); }
+  } unmount{mnt};
+  for (int threads : {0, 1}) {
+    TableOptions o;
+    o.writer_threads = threads;
+    o.compression = TableCompression::kNone;
+    const std::string path = mnt + "/t";
+    auto b = TableBuilder::Create(path, o);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    Status s;
+    std::mt19937_64 rng(threads);
+    std::string value(1000, 'x');
+    for (int i = 0; i < 40000 && s.ok(); ++i) {
+      for (char& c : value) c = static_cast<char>(rng());
+      s = (*b)->Add(Key(i), value);
+    }
+    if (s.ok()) s = (*b)->Finish();
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_NE(s.message().find("No space"), std::string::npos) << s.ToString();
+    b->reset();
+    EXPECT_FALSE(std::filesystem::exists(path));
   }
 }
 
