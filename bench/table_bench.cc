@@ -2,6 +2,7 @@
 // cdb_find) and, for sorted building, the RocksDB SstFileWriter and LevelDB TableBuilder; prints
 // a Markdown table with ratios to cdb (bench/RESULTS.md has a run and how to read it).
 //   varve-table-bench --dir DIR [--keys N] [--value-bytes B] [--gets N] [--merge-tables K]
+//                     [--merge-rounds R] [--merge-only]
 #include <cdb.h>
 #include <fcntl.h>
 #include <leveldb/env.h>
@@ -11,6 +12,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -86,23 +89,50 @@ GetResult TimeGets(const std::vector<uint64_t>& order, Fn&& get) {
   return GetResult{order.size() / total, static_cast<double>(lat[lat.size() * 99 / 100])};
 }
 
-// Sequential write bandwidth of the directory's disk: 256 MiB written and fdatasync'ed.
-double DiskWriteMBps(const std::string& dir) {
+// Sequential write bandwidth of the directory's disk: 256 MiB in 1 MiB writes, then fdatasync;
+// through the page cache, or with O_DIRECT (aligned buffer). Returns 0 if O_DIRECT is refused.
+double DiskWriteMBps(const std::string& dir, bool direct) {
   std::string path = dir + "/bandwidth.tmp";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | (direct ? O_DIRECT : 0), 0644);
+  if (fd < 0 && direct) return 0;
   if (fd < 0) Die("cannot create " + path);
-  std::string buf(1 << 20, 'x');
+  constexpr size_t kChunk = 1 << 20;
+  char* buf = static_cast<char*>(std::aligned_alloc(4096, kChunk));
+  std::memset(buf, 'x', kChunk);
   const int mib = 256;
   auto start = Clock::now();
   for (int i = 0; i < mib; ++i) {
-    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) Die("write");
+    if (::write(fd, buf, kChunk) != static_cast<ssize_t>(kChunk)) {
+      if (direct && i == 0) {  // some file systems open with O_DIRECT but refuse the write
+        ::close(fd);
+        ::unlink(path.c_str());
+        std::free(buf);
+        return 0;
+      }
+      Die("write");
+    }
   }
   ::fdatasync(fd);
   double s = Secs(start, Clock::now());
   ::close(fd);
   ::unlink(path.c_str());
-  return mib / s;
+  std::free(buf);
+  return mib / s * (kChunk / 1e6);
 }
+
+// CPU seconds (user + system) of every thread of the process so far.
+double CpuSecs() {
+  rusage u;
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+struct MergeResult {
+  std::string layout;  // and the variant, if any
+  double in_mb = 0, out_mb = 0, best_s = 0;
+  double best_cpu_s = 0;  // CPU seconds of the merge (all threads), the least of the rounds
+  std::vector<double> round_s;
+};
 
 }  // namespace
 
@@ -112,11 +142,20 @@ int main(int argc, char** argv) {
   uint64_t keys = 1000000, gets = 1000000;
   size_t value_bytes = 100;
   int merge_tables = 10;
+  int merge_rounds = 1;
+  bool merge_only = false;
+  bool merge_variants = false;
   app.add_option("--dir", dir, "Scratch directory (files are removed at the end)")->required();
   app.add_option("--keys", keys, "Records")->capture_default_str();
   app.add_option("--value-bytes", value_bytes, "Value size")->capture_default_str();
   app.add_option("--gets", gets, "Random Gets per store")->capture_default_str();
   app.add_option("--merge-tables", merge_tables, "Tables merged")->capture_default_str();
+  app.add_option("--merge-rounds", merge_rounds, "Merges timed per layout (best reported)")
+      ->capture_default_str();
+  app.add_flag("--merge-only", merge_only, "Only the merges and the disk bandwidth");
+  app.add_flag("--merge-variants", merge_variants,
+               "Also merge with the block writer on the calling thread and with buffered writes "
+               "(rounds interleaved)");
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(dir);
 
@@ -139,7 +178,7 @@ int main(int argc, char** argv) {
   std::string scratch;
 
   // tinycdb
-  {
+  if (!merge_only) {
     Row r{"tinycdb (cdb_make, unsorted input)"};
     std::string path = dir + "/bench.cdb";
     auto start = Clock::now();
@@ -172,6 +211,7 @@ int main(int argc, char** argv) {
   // Varve tables, one per compression.
   for (auto comp : {varve::TableCompression::kNone, varve::TableCompression::kLz4,
                     varve::TableCompression::kZstd}) {
+    if (merge_only) break;
     Row r{std::string("varve table (") + varve::TableCompressionName(comp) + ", sorted input)"};
     std::string path = dir + "/bench-" + varve::TableCompressionName(comp) + ".vtb";
     varve::TableOptions o;
@@ -196,7 +236,7 @@ int main(int argc, char** argv) {
   }
 
   // RocksDB SstFileWriter (build only: reading is the full RocksDB engine).
-  {
+  if (!merge_only) {
     Row r{"RocksDB SstFileWriter (sorted, default block-based, snappy if built in)"};
     std::string path = dir + "/bench.sst";
     rocksdb::Options opts;
@@ -214,7 +254,7 @@ int main(int argc, char** argv) {
   }
 
   // LevelDB TableBuilder (build only).
-  {
+  if (!merge_only) {
     Row r{"LevelDB TableBuilder (sorted, snappy if built in)"};
     std::string path = dir + "/bench.ldb";
     leveldb::Options opts;
@@ -235,9 +275,14 @@ int main(int argc, char** argv) {
     std::filesystem::remove(path);
   }
 
-  // Merge: K tables of interleaved keys (each key in one table) merged into one.
-  double merge_s = 0, merge_in_mb = 0, merge_out_mb = 0;
-  {
+  // Merges: K lz4 tables merged into one, each key in one table. "interleaved": keys dealt
+  // round-robin (every output block takes records from every input); "disjoint": table k holds
+  // the k-th contiguous range of the sorted keys (whole runs of one input).
+  std::vector<MergeResult> merges;
+  for (const char* layout : {"interleaved", "disjoint"}) {
+    MergeResult m;
+    m.layout = layout;
+    const bool disjoint = m.layout == "disjoint";
     std::vector<std::string> paths;
     varve::TableOptions o;
     o.compression = varve::TableCompression::kLz4;
@@ -250,7 +295,8 @@ int main(int argc, char** argv) {
     }
     for (uint64_t n = 0; n < keys; ++n) {
       uint64_t i = sorted[n];
-      Check(builders[i % merge_tables]->Add(kv_keys[i], values[i]));
+      const uint64_t k = disjoint ? n * merge_tables / keys : i % merge_tables;
+      Check(builders[k]->Add(kv_keys[i], values[i]));
     }
     std::vector<std::shared_ptr<varve::TableReader>> readers;
     for (int k = 0; k < merge_tables; ++k) {
@@ -258,20 +304,49 @@ int main(int argc, char** argv) {
       auto r = varve::TableReader::Open(paths[k]);
       Check(r.status());
       readers.push_back(*r);
-      merge_in_mb += FileSize(paths[k]) / 1e6;
+      m.in_mb += FileSize(paths[k]) / 1e6;
     }
     std::string out = dir + "/merged.vtb";
-    varve::MergeOptions mo;
-    mo.table = o;
-    auto start = Clock::now();
-    Check(varve::MergeTables(readers, out, mo));
-    merge_s = Secs(start, Clock::now());
-    merge_out_mb = FileSize(out) / 1e6;
+    struct Variant {
+      const char* name;
+      int writer_threads;
+      bool direct_writes;
+    };
+    std::vector<Variant> variants = {{"", 1, true}};
+    if (merge_variants) {
+      variants = {{", writer threads 0, buffered", 0, false},
+                  {", writer threads 1, buffered", 1, false},
+                  {", writer threads 1, O_DIRECT", 1, true}};
+    }
+    std::vector<MergeResult> results(variants.size(), m);
+    for (int round = 0; round < merge_rounds; ++round) {
+      for (size_t v = 0; v < variants.size(); ++v) {
+        varve::MergeOptions mo;
+        mo.table = o;
+        mo.table.writer_threads = variants[v].writer_threads;
+        mo.table.direct_writes = variants[v].direct_writes;
+        MergeResult& r = results[v];
+        auto start = Clock::now();
+        const double cpu_start = CpuSecs();
+        Check(varve::MergeTables(readers, out, mo));
+        const double s = Secs(start, Clock::now());
+        const double cpu = CpuSecs() - cpu_start;
+        r.best_cpu_s = round == 0 ? cpu : std::min(r.best_cpu_s, cpu);
+        r.round_s.push_back(s);
+        r.best_s = round == 0 ? s : std::min(r.best_s, s);
+        r.out_mb = FileSize(out) / 1e6;
+        std::filesystem::remove(out);
+      }
+    }
+    for (size_t v = 0; v < variants.size(); ++v) {
+      results[v].layout += variants[v].name;
+      merges.push_back(results[v]);
+    }
     readers.clear();
     for (auto& p : paths) std::filesystem::remove(p);
-    std::filesystem::remove(out);
   }
-  double disk_mbps = DiskWriteMBps(dir);
+  const double disk_mbps = DiskWriteMBps(dir, false);
+  const double disk_direct_mbps = DiskWriteMBps(dir, true);
 
   // Random Gets: one untimed pass per store (page faults; Varve's one-time block checksums), then
   // three timed rounds with the stores interleaved (the machine is shared: load that comes and
@@ -295,34 +370,56 @@ int main(int argc, char** argv) {
   for (Row& r : rows) r.get = nullptr;
   for (auto& p : paths) std::filesystem::remove(p);
 
-  const Row& cdb = rows[0];
-  std::printf(
-      "\n%llu keys of 16 B, values of %zu B (%.0f MB of user data), %llu random Gets "
-      "(single thread; best of 3 interleaved rounds after an untimed pass)\n\n",
-      static_cast<unsigned long long>(keys), value_bytes, user_mb,
-      static_cast<unsigned long long>(gets));
-  std::printf(
-      "| store | build s | build MB/s | vs cdb | file MB | index B/key | Get/s | vs cdb | "
-      "Get p99 ns |\n|---|---|---|---|---|---|---|---|---|\n");
-  for (const Row& r : rows) {
-    std::printf("| %s | %.2f | %.0f | %.2fx | %.1f | ", r.name.c_str(), r.build_s,
-                user_mb / r.build_s, cdb.build_s / r.build_s, r.file_bytes / 1e6);
-    if (r.index_bytes_per_key >= 0) {
-      std::printf("%.2f | ", r.index_bytes_per_key);
-    } else {
-      std::printf("n/a | ");
-    }
-    if (r.get_ops > 0) {
-      std::printf("%.0f | %.2fx | %.0f |\n", r.get_ops, r.get_ops / cdb.get_ops, r.get_p99_ns);
-    } else {
-      std::printf("n/a | | |\n");
+  if (!rows.empty()) {
+    const Row& cdb = rows[0];
+    std::printf(
+        "\n%llu keys of 16 B, values of %zu B (%.0f MB of user data), %llu random Gets "
+        "(single thread; best of 3 interleaved rounds after an untimed pass)\n\n",
+        static_cast<unsigned long long>(keys), value_bytes, user_mb,
+        static_cast<unsigned long long>(gets));
+    std::printf(
+        "| store | build s | build MB/s | vs cdb | file MB | index B/key | Get/s | vs cdb | "
+        "Get p99 ns |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (const Row& r : rows) {
+      std::printf("| %s | %.2f | %.0f | %.2fx | %.1f | ", r.name.c_str(), r.build_s,
+                  user_mb / r.build_s, cdb.build_s / r.build_s, r.file_bytes / 1e6);
+      if (r.index_bytes_per_key >= 0) {
+        std::printf("%.2f | ", r.index_bytes_per_key);
+      } else {
+        std::printf("n/a | ");
+      }
+      if (r.get_ops > 0) {
+        std::printf("%.0f | %.2fx | %.0f |\n", r.get_ops, r.get_ops / cdb.get_ops, r.get_p99_ns);
+      } else {
+        std::printf("n/a | | |\n");
+      }
     }
   }
   std::printf(
-      "\nmerge of %d lz4 tables (%.0f MB) into one (%.0f MB): %.2f s = %.0f MB/s read + "
-      "%.0f MB/s written; disk sequential write (256 MiB + fdatasync): %.0f MB/s; merge "
-      "output / disk = %.0f%%\n",
-      merge_tables, merge_in_mb, merge_out_mb, merge_s, merge_in_mb / merge_s,
-      merge_out_mb / merge_s, disk_mbps, 100 * (merge_out_mb / merge_s) / disk_mbps);
+      "\ndisk sequential write, 256 MiB in 1 MiB writes + fdatasync: buffered %.0f MB/s, "
+      "O_DIRECT %.0f MB/s (0: refused)\n\n",
+      disk_mbps, disk_direct_mbps);
+  std::printf(
+      "| merge of %d lz4 tables | in MB | out MB | best s | rounds s | CPU s | read MB/s | written "
+      "MB/s | %% of buffered disk | %% of O_DIRECT disk "
+      "|\n|---|---|---|---|---|---|---|---|---|---|\n",
+      merge_tables);
+  for (const MergeResult& m : merges) {
+    std::string rounds;
+    for (double s : m.round_s) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%s%.2f", rounds.empty() ? "" : " ", s);
+      rounds += b;
+    }
+    const double out_mbps = m.out_mb / m.best_s;
+    std::printf("| %s | %.0f | %.0f | %.2f | %s | %.2f | %.0f | %.0f | %.0f%% | ", m.layout.c_str(),
+                m.in_mb, m.out_mb, m.best_s, rounds.c_str(), m.best_cpu_s, m.in_mb / m.best_s,
+                out_mbps, 100 * out_mbps / disk_mbps);
+    if (disk_direct_mbps > 0) {
+      std::printf("%.0f%% |\n", 100 * out_mbps / disk_direct_mbps);
+    } else {
+      std::printf("n/a |\n");
+    }
+  }
   return 0;
 }

@@ -72,6 +72,15 @@ class Env {
 
   // Creates or truncates.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // Creates (or empties) path for sequential writes that bypass the page cache where the file
+  // system allows it (O_DIRECT): appends are gathered into aligned 1 MiB chunks (the POSIX
+  // implementation writes each on a flusher thread while the next fills), and the
+  // unaligned tail is written through the page cache at Sync or Close (after which the file is
+  // an ordinary one). Where direct I/O is refused the file is an ordinary writable file. The
+  // default implementation opens a plain writable file.
+  virtual Result<std::unique_ptr<WritableFile>> NewDirectWritableFile(const std::string& path) {
+    return NewWritableFile(path);
+  }
   // Opens an existing file for appending at its end.
   virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) = 0;
   // Opens path for appending through a shared writable memory mapping of its first map_bytes:

@@ -43,13 +43,21 @@ struct TableOptions {
   // Memory for building the hash index; a larger index is built partition by partition through a
   // temporary file beside the output. Default: 64 MiB.
   uint64_t hash_memory_bytes = 64ull << 20;
+  // Threads that compress, checksum and write the data blocks while Add fills the next ones, in
+  // batches of about 256 KiB (at most 2 * writer_threads + 1 batches in memory); 0 = on the
+  // thread calling Add. Default: 1.
+  int writer_threads = 1;
+  // Write the table file with O_DIRECT in aligned 1 MiB chunks where the file system allows it
+  // (no copy through the page cache; Env::NewDirectWritableFile). Default: true.
+  bool direct_writes = true;
   // File system for writing; nullptr = Env::Default(). Not owned.
   Env* env = nullptr;
 };
 
 // Builds one table file. Keys must be added in strictly increasing bytewise order; an
 // out-of-order or duplicate key is refused with InvalidArgument (the builder stays usable).
-// Memory use is bounded (one block plus the hash-index budget) whatever the table size.
+// Memory use is bounded (the blocks in flight to the writer threads plus the hash-index budget)
+// whatever the table size.
 class TableBuilder {
  public:
   // The file appears at path only when Finish succeeds (written as path + ".tmp", then renamed).

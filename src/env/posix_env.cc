@@ -14,9 +14,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "varve/env.h"
 
@@ -78,6 +81,170 @@ class PosixWritableFile final : public WritableFile {
   std::string path_;
   int fd_;
   uint64_t size_;
+};
+
+// Gathers appends into an aligned chunk; a full chunk is written with O_DIRECT (no copy into the
+// page cache) by a flusher thread while the next one fills, so the device's write latency
+// overlaps the caller's work (at most one chunk in flight; its error is returned by the next
+// call). Once the file is no longer direct (the unaligned tail at Sync or Close, a short write,
+// or a file system that refuses the I/O with EINVAL) O_DIRECT is cleared and the rest is written
+// through the page cache by the caller, after the chunk in flight.
+class PosixDirectWritableFile final : public WritableFile {
+ public:
+  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kChunk = 1 << 20;
+
+  // fill and flush: kChunk bytes each, kAlign-aligned; owned.
+  PosixDirectWritableFile(std::string path, int fd, char* fill, char* flush)
+      : path_(std::move(path)), fd_(fd), fill_(fill), flush_(flush) {
+    flusher_ = std::thread([this] { RunFlusher(); });
+  }
+  ~PosixDirectWritableFile() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    flusher_.join();
+    if (fd_ >= 0) ::close(fd_);
+    std::free(fill_);
+    std::free(flush_);
+  }
+
+  Status Append(std::string_view data) override {
+    while (!data.empty()) {
+      if (!direct_) {
+        VARVE_RETURN_IF_ERROR(WaitFlushed());
+        VARVE_RETURN_IF_ERROR(WriteFillBuffered());
+        return WriteAll(fd_, path_, data, &size_, /*at_size=*/false);
+      }
+      const size_t take = std::min(kChunk - used_, data.size());
+      std::memcpy(fill_ + used_, data.data(), take);
+      used_ += take;
+      data.remove_prefix(take);
+      if (used_ == kChunk) VARVE_RETURN_IF_ERROR(StartFlush());
+    }
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    VARVE_RETURN_IF_ERROR(WriteTail());
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+    return Status::Ok();
+  }
+
+  Status Close() override {
+    if (fd_ < 0) return Status::Ok();
+    Status s = WriteTail();
+    int rc = ::close(fd_);
+    fd_ = -1;
+    VARVE_RETURN_IF_ERROR(s);
+    if (rc != 0) return ErrnoStatus("close", path_, errno);
+    return Status::Ok();
+  }
+
+  uint64_t Size() const override { return size_ + used_; }
+
+ private:
+  // Hands the full fill buffer to the flusher (after the chunk before it is written).
+  Status StartFlush() {
+    VARVE_RETURN_IF_ERROR(WaitFlushed());
+    std::lock_guard<std::mutex> l(mu_);
+    std::swap(fill_, flush_);
+    flush_bytes_ = used_;
+    size_ += used_;
+    used_ = 0;
+    cv_.notify_all();
+    return Status::Ok();
+  }
+
+  Status WaitFlushed() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return flush_bytes_ == 0; });
+    return flush_status_;
+  }
+
+  void RunFlusher() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (true) {
+      cv_.wait(l, [&] { return stop_ || flush_bytes_ > 0; });
+      if (flush_bytes_ == 0) return;  // stop_
+      l.unlock();
+      Status s = flush_status_.ok() ? WriteChunk(flush_, flush_bytes_) : Status::Ok();
+      l.lock();
+      if (flush_status_.ok()) flush_status_ = s;
+      flush_bytes_ = 0;
+      cv_.notify_all();
+    }
+  }
+
+  // Writes n bytes of p (a multiple of kAlign, aligned) at the file's offset: with O_DIRECT while
+  // the file is direct, the rest (after a refusal or a short write) through the page cache.
+  // Called by the flusher, or by the caller when no chunk is in flight.
+  Status WriteChunk(const char* p, size_t n) {
+    size_t done = 0;
+    while (done < n && direct_) {
+      ssize_t w = ::write(fd_, p + done, n - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EINVAL) return ErrnoStatus("write", path_, errno);
+        VARVE_RETURN_IF_ERROR(StopDirect());
+        break;
+      }
+      done += static_cast<size_t>(w);
+      if (done % kAlign != 0) VARVE_RETURN_IF_ERROR(StopDirect());
+    }
+    uint64_t ignored = 0;
+    if (done < n)
+      return WriteAll(fd_, path_, std::string_view(p + done, n - done), &ignored, false);
+    return Status::Ok();
+  }
+
+  Status WriteFillBuffered() {
+    uint64_t ignored = 0;
+    Status s = WriteAll(fd_, path_, std::string_view(fill_, used_), &ignored, false);
+    size_ += used_;
+    used_ = 0;
+    return s;
+  }
+
+  Status WriteTail() {
+    VARVE_RETURN_IF_ERROR(WaitFlushed());
+    if (direct_) {
+      const size_t aligned = used_ & ~(kAlign - 1);
+      VARVE_RETURN_IF_ERROR(WriteChunk(fill_, aligned));
+      std::memmove(fill_, fill_ + aligned, used_ - aligned);
+      size_ += aligned;
+      used_ -= aligned;
+      if (direct_) VARVE_RETURN_IF_ERROR(StopDirect());
+    }
+    return WriteFillBuffered();
+  }
+
+  Status StopDirect() {
+    direct_ = false;
+    int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) {
+      return ErrnoStatus("fcntl", path_, errno);
+    }
+    return Status::Ok();
+  }
+
+  std::string path_;
+  int fd_;
+  char* fill_;         // being filled by Append
+  size_t used_ = 0;    // bytes in fill_
+  uint64_t size_ = 0;  // bytes written or handed to the flusher
+  // Set by the flusher while a chunk is in flight, or by the caller when none is.
+  std::atomic<bool> direct_{true};
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // flush_bytes_ or stop_ changed
+  char* flush_;                 // the chunk in flight
+  size_t flush_bytes_ = 0;      // 0: none in flight
+  Status flush_status_;         // the flusher's first error
+  bool stop_ = false;
+  std::thread flusher_;
 };
 
 // Reads from a file mapping raise SIGBUS when the page cannot be read (a disk error, or a file
@@ -380,6 +547,25 @@ class PosixEnv final : public Env {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus("open", path, errno);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
+  }
+
+  Result<std::unique_ptr<WritableFile>> NewDirectWritableFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0 && errno == EINVAL) return NewWritableFile(path);  // e.g. tmpfs
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    auto alloc = [] {
+      return static_cast<char*>(
+          std::aligned_alloc(PosixDirectWritableFile::kAlign, PosixDirectWritableFile::kChunk));
+    };
+    char* fill = alloc();
+    char* flush = alloc();
+    if (fill == nullptr || flush == nullptr) {
+      std::free(fill);
+      std::free(flush);
+      ::close(fd);
+      return Status::IOError("open " + path + ": out of memory for the write buffers");
+    }
+    return std::unique_ptr<WritableFile>(new PosixDirectWritableFile(path, fd, fill, flush));
   }
 
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "table/block_writer.h"
 #include "table/table_internal.h"
 #include "util/coding.h"
 
@@ -14,7 +15,7 @@ namespace varve {
 namespace table {
 namespace {
 
-class TableBuilderImpl final : public TableBuilder {
+class TableBuilderImpl final : public TableBuilderInternal {
  public:
   TableBuilderImpl(std::string path, const TableOptions& options, Env* env)
       : path_(std::move(path)),
@@ -23,6 +24,7 @@ class TableBuilderImpl final : public TableBuilder {
         direct_(options.compression == TableCompression::kNone) {}
 
   ~TableBuilderImpl() override {
+    blocks_writer_.reset();  // its workers write to out_ and sparse_
     out_.reset();
     sparse_.reset();
     hashes_.reset();
@@ -52,14 +54,25 @@ class TableBuilderImpl final : public TableBuilder {
   }
 
   Status Start() {
-    VARVE_ASSIGN_OR_RETURN(out_, BufferedWriter::Create(env_, tmp_path()));
+    VARVE_ASSIGN_OR_RETURN(out_, BufferedWriter::Create(env_, tmp_path(), options_.direct_writes));
     VARVE_ASSIGN_OR_RETURN(sparse_, BufferedWriter::Create(env_, sparse_path()));
     VARVE_ASSIGN_OR_RETURN(hashes_, BufferedWriter::Create(env_, hash_path()));
     char header[kHeaderSize] = {};
     std::memcpy(header, kHeaderMagic.data(), 8);
     EncodeFixed16(header + 8, kMajorVersion);
     EncodeFixed16(header + 10, kMinorVersion);
-    return out_->Append(std::string_view(header, kHeaderSize));
+    VARVE_RETURN_IF_ERROR(out_->Append(std::string_view(header, kHeaderSize)));
+    block_offset_ = kHeaderSize;
+    blocks_writer_ =
+        std::make_unique<BlockWriter>(options_.compression, options_.zstd_level, out_.get(),
+                                      sparse_.get(), std::max(0, options_.writer_threads));
+    return Status::Ok();
+  }
+
+  // Bytes of the block being filled (at the end of the current batch's raw blocks).
+  size_t BlockBytes() {
+    const BlockWriter::Batch* b = blocks_writer_->current();
+    return b->raw.size() - (b->raw_ends.empty() ? 0 : b->raw_ends.back());
   }
 
   Status Add(std::string_view key, std::string_view value) override {
@@ -81,7 +94,7 @@ class TableBuilderImpl final : public TableBuilder {
     }
     uint64_t record_size =
         VarintLength(key.size()) + VarintLength(value.size() << 1 | 1) + key.size() + value.size();
-    if (!offsets_.empty() && (raw_.size() + record_size > options_.block_size_bytes ||
+    if (!offsets_.empty() && (BlockBytes() + record_size > options_.block_size_bytes ||
                               offsets_.size() >= kMaxRecordsPerBlock)) {
       status_ = FlushBlock();
       if (!status_.ok()) return status_;
@@ -93,21 +106,24 @@ class TableBuilderImpl final : public TableBuilder {
       }
       first_key_.assign(key);
     }
-    uint64_t location = SlotLocation(blocks_, raw_.size());
+    const size_t in_block = BlockBytes();
+    uint64_t location = SlotLocation(blocks_, in_block);
     if (direct_) {
-      // The block being filled starts at out_->Size() (blocks are written whole, in order).
-      const uint64_t file_offset = out_->Size() + raw_.size();
+      // Uncompressed blocks are stored as they are, so the file offset is known before the
+      // block is written.
+      const uint64_t file_offset = block_offset_ + in_block;
       if (file_offset > kMaxDirectOffset) {
         status_ = Status::InvalidArgument("table builder: table larger than 16 TiB");
         return status_;
       }
       location = DirectSlotLocation(file_offset);
     }
-    offsets_.push_back(static_cast<uint32_t>(raw_.size()));
-    PutVarint64(&raw_, key.size());
-    PutVarint64(&raw_, value.size() << 1 | (tombstone ? 1 : 0));
-    raw_.append(key);
-    raw_.append(value);
+    offsets_.push_back(static_cast<uint32_t>(in_block));
+    std::string& raw = blocks_writer_->current()->raw;
+    PutVarint64(&raw, key.size());
+    PutVarint64(&raw, value.size() << 1 | (tombstone ? 1 : 0));
+    raw.append(key);
+    raw.append(value);
     // Hash spill entry: hash u64, slot location u64.
     char h[16];
     EncodeFixed64(h, HashKey(key));
@@ -137,35 +153,73 @@ class TableBuilderImpl final : public TableBuilder {
     return out;
   }
 
+  // Closes the block being filled; the block writer compresses and writes it (in a batch).
   Status FlushBlock() {
-    for (uint32_t off : offsets_) PutFixed32(&raw_, off);
-    PutFixed32(&raw_, static_cast<uint32_t>(offsets_.size()));
-    const uint64_t raw_size = raw_.size();
-    // An uncompressed block is stored from raw_ itself (trailer appended), not copied.
-    const TableCompression used =
-        options_.compression == TableCompression::kNone
-            ? TableCompression::kNone
-            : CompressBlock(options_.compression, options_.zstd_level, raw_, &compressed_);
-    std::string& stored = used == TableCompression::kNone ? raw_ : compressed_;
-    char t[5];
-    EncodeFixed32(t, static_cast<uint32_t>(raw_size));
-    t[4] = static_cast<char>(used);
-    stored.append(t, 5);
-    char c[4];
-    EncodeFixed32(c, BlockChecksum(stored.data(), stored.size()));
-    stored.append(c, 4);
+    BlockWriter::Batch* b = blocks_writer_->current();
+    for (uint32_t off : offsets_) PutFixed32(&b->raw, off);
+    PutFixed32(&b->raw, static_cast<uint32_t>(offsets_.size()));
+    const size_t raw_size = BlockBytes();
+    b->raw_ends.push_back(b->raw.size());
+    b->copied.push_back(false);
+    b->first_keys.append(first_key_);
+    b->key_ends.push_back(b->first_keys.size());
     raw_block_bytes_ += raw_size;
+    block_offset_ += raw_size + kBlockTrailerSize;  // (used only when uncompressed)
     offsets_.clear();
     ++blocks_;
-    // Sparse spill entry: block offset u64 (compression in bits 62..63), key length u32, key.
-    char b[12];
-    EncodeFixed64(b, out_->Size() | uint64_t{static_cast<uint8_t>(used)} << 62);
-    EncodeFixed32(b + 8, static_cast<uint32_t>(first_key_.size()));
-    VARVE_RETURN_IF_ERROR(sparse_->Append(std::string_view(b, 12)));
-    VARVE_RETURN_IF_ERROR(sparse_->Append(first_key_));
-    Status s = out_->Append(stored);
-    raw_.clear();
-    return s;
+    if (b->raw.size() < BlockWriter::kBatchBytes) return Status::Ok();
+    return blocks_writer_->Submit();
+  }
+
+  Result<bool> AddBlock(const BlockView& block, std::string_view stored,
+                        bool allow_tombstones) override {
+    if (!status_.ok()) return status_;
+    if (finished_) return Status::InvalidArgument("table builder: Add after Finish");
+    if (stored.size() < kBlockTrailerSize ||
+        static_cast<TableCompression>(stored[stored.size() - 5]) != options_.compression ||
+        blocks_ >= kMaxBlocks || (direct_ && block_offset_ + stored.size() > kMaxDirectOffset)) {
+      return false;
+    }
+    RecordView r;
+    for (uint32_t i = 0; i < block.count; ++i) {
+      if (!block.Record(i, &r)) return Status::Corruption("table builder: damaged block copied");
+      if (r.tombstone && !allow_tombstones) return false;
+      if (i == 0 && entries_ > 0 && r.key <= std::string_view(last_key_)) return false;
+    }
+    if (!offsets_.empty()) {
+      status_ = FlushBlock();
+      VARVE_RETURN_IF_ERROR(status_);
+    }
+    for (uint32_t i = 0; i < block.count; ++i) {
+      (void)block.Record(i, &r);
+      const uint64_t in_block = DecodeFixed32(block.raw.data() + block.records_end + 4ull * i);
+      if (i == 0) first_key_.assign(r.key);
+      char h[16];
+      EncodeFixed64(h, HashKey(r.key));
+      EncodeFixed64(h + 8, direct_ ? DirectSlotLocation(block_offset_ + in_block)
+                                   : SlotLocation(blocks_, in_block));
+      status_ = hashes_->Append(std::string_view(h, 16));
+      VARVE_RETURN_IF_ERROR(status_);
+      ++entries_;
+      if (r.tombstone) ++tombstones_;
+      key_bytes_ += r.key.size();
+      value_bytes_ += r.value.size();
+    }
+    last_key_.assign(r.key);
+    BlockWriter::Batch* b = blocks_writer_->current();
+    b->raw.append(stored);
+    b->raw_ends.push_back(b->raw.size());
+    b->copied.push_back(true);
+    b->first_keys.append(first_key_);
+    b->key_ends.push_back(b->first_keys.size());
+    raw_block_bytes_ += block.raw.size();
+    block_offset_ += stored.size();
+    ++blocks_;
+    if (b->raw.size() >= BlockWriter::kBatchBytes) {
+      status_ = blocks_writer_->Submit();
+      VARVE_RETURN_IF_ERROR(status_);
+    }
+    return true;
   }
 
   Status Finish() override {
@@ -184,6 +238,8 @@ class TableBuilderImpl final : public TableBuilder {
 
   Status DoFinish() {
     if (!offsets_.empty()) VARVE_RETURN_IF_ERROR(FlushBlock());
+    VARVE_RETURN_IF_ERROR(blocks_writer_->Finish());
+    blocks_writer_.reset();
     const uint64_t data_end = out_->Size();
     VARVE_RETURN_IF_ERROR(sparse_->Close());
     VARVE_RETURN_IF_ERROR(hashes_->Close());
@@ -390,13 +446,13 @@ class TableBuilderImpl final : public TableBuilder {
   Env* env_;
   const bool direct_;  // hash slots hold file offsets (compression none)
   std::unique_ptr<BufferedWriter> out_, sparse_, hashes_;
+  std::unique_ptr<BlockWriter> blocks_writer_;
   Status status_;
   bool finished_ = false;
   std::string last_key_;
   std::string first_key_;  // of the block being filled
-  std::string raw_;
-  std::string compressed_;
   std::vector<uint32_t> offsets_;
+  uint64_t block_offset_ = 0;  // file offset of the block being filled, if uncompressed
   uint64_t entries_ = 0, tombstones_ = 0, blocks_ = 0, key_bytes_ = 0, value_bytes_ = 0;
   uint64_t raw_block_bytes_ = 0;
 };

@@ -12,6 +12,7 @@
 #endif
 #include <xxhash.h>
 
+#include "util/coding.h"
 #include "varve/env.h"
 #include "varve/table.h"
 
@@ -42,19 +43,91 @@ class XxhState {
   void* state_;
 };
 
-// Compresses raw into *out (replacing it). Returns the compression actually used: kNone when c
-// is kNone or compressing would not make the block smaller, and then *out is unspecified (the
-// caller stores raw itself, uncopied).
-TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_view raw,
-                               std::string* out);
+// Room CompressBlockTo may need for a raw block of raw_size bytes.
+size_t MaxCompressedSize(TableCompression c, size_t raw_size);
+// Compresses raw into dst (MaxCompressedSize bytes of room) and returns the compressed size, or
+// 0 when c is kNone or compressing would not make the block smaller (the caller then stores raw
+// itself).
+size_t CompressBlockTo(TableCompression c, int zstd_level, std::string_view raw, char* dst);
 // Decompresses exactly raw_size bytes into *out. False if the input is damaged.
 bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size, std::string* out);
+
+// One decoded record.
+struct RecordView {
+  std::string_view key;
+  std::string_view value;
+  bool tombstone = false;
+};
+
+// A raw (decompressed) block: records, u32 offsets[count], u32 count.
+struct BlockView {
+  std::string_view raw;
+  uint32_t count = 0;
+  uint64_t records_end = 0;
+
+  // Decodes record i; false if it does not exactly fill its slot.
+  bool Record(uint32_t i, RecordView* r) const {
+    uint64_t begin = DecodeFixed32(raw.data() + records_end + 4ull * i);
+    uint64_t end =
+        i + 1 < count ? DecodeFixed32(raw.data() + records_end + 4ull * (i + 1)) : records_end;
+    if (begin >= end || end > records_end) return false;
+    const char* p = raw.data() + begin;
+    const char* limit = raw.data() + end;
+    uint64_t klen, vword;
+    p = DecodeVarint64(p, limit, &klen);
+    if (p == nullptr) return false;
+    p = DecodeVarint64(p, limit, &vword);
+    if (p == nullptr) return false;
+    uint64_t vlen = vword >> 1;
+    r->tombstone = (vword & 1) != 0;
+    if (r->tombstone && vlen != 0) return false;
+    if (klen > static_cast<uint64_t>(limit - p) ||
+        vlen != static_cast<uint64_t>(limit - p) - klen) {
+      return false;
+    }
+    r->key = std::string_view(p, klen);
+    r->value = std::string_view(p + klen, vlen);
+    return true;
+  }
+};
+
+// The table iterator's view of its current block, for merges that copy whole blocks.
+class BlockIterator : public TableIterator {
+ public:
+  // Preconditions for the rest: Valid().
+  // True on the first record of a block.
+  virtual bool AtBlockStart() const = 0;
+  // The current block, decoded (checksum verified), and as stored in the file (trailer
+  // included).
+  virtual const BlockView& Block() const = 0;
+  virtual std::string_view StoredBlock() const = 0;
+  // Moves to the first record of the next block.
+  virtual void NextBlock() = 0;
+};
+
+// What a merge needs from the builder beyond TableBuilder.
+class TableBuilderInternal : public TableBuilder {
+ public:
+  // Appends the records of a block of another table by copying the block as stored (no
+  // re-encoding; the indexes still take every key). Returns false, changing nothing, when the
+  // block cannot be copied: its compression is not the table's, it holds a tombstone and
+  // !allow_tombstones, or its first key is not above the last key added.
+  virtual Result<bool> AddBlock(const BlockView& block, std::string_view stored,
+                                bool allow_tombstones) = 0;
+};
 
 // A file written sequentially through a buffer.
 class BufferedWriter {
  public:
-  static Result<std::unique_ptr<BufferedWriter>> Create(Env* env, const std::string& path);
+  // direct: through Env::NewDirectWritableFile, which gathers its own aligned chunks (appends
+  // are passed straight to it).
+  static Result<std::unique_ptr<BufferedWriter>> Create(Env* env, const std::string& path,
+                                                        bool direct = false);
   Status Append(std::string_view data) {
+    if (direct_) {
+      flushed_ += data.size();
+      return file_->Append(data);
+    }
     buf_.append(data);
     if (buf_.size() >= kBufferSize) return Flush();
     return Status::Ok();
@@ -69,6 +142,7 @@ class BufferedWriter {
   std::unique_ptr<WritableFile> file_;
   std::string buf_;
   uint64_t flushed_ = 0;
+  bool direct_ = false;
 };
 
 // A file read sequentially through a buffer.

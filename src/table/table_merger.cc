@@ -1,33 +1,61 @@
 // MergeTables: a k-way merge over one iterator per input (one block each in memory) into a
-// TableBuilder (bounded memory), so the whole merge runs in constant memory and one pass.
+// TableBuilder (bounded memory), so the whole merge runs in constant memory and one pass. Where
+// the input with the smallest key is at the start of a block whose keys all lie below every other
+// input's current key, the block is copied as stored (no re-compression, no per-record heap
+// work); the builder still indexes each of its keys.
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "table/table_internal.h"
 
 namespace varve {
+namespace {
+
+struct Cursor {
+  std::unique_ptr<TableIterator> it;
+  table::BlockIterator* blocks;  // it, if it can hand out whole blocks (else null)
+  size_t input;
+  // While it is valid: its key, and the key's first 8 bytes big-endian (zero-padded), which
+  // decide most comparisons without a memcmp.
+  std::string_view key;
+  uint64_t prefix = 0;
+
+  // After every move of it; false at its end.
+  bool Refresh() {
+    if (!it->Valid()) return false;
+    key = it->key();
+    unsigned char b[8] = {};
+    std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
+    prefix = 0;
+    for (unsigned char c : b) prefix = prefix << 8 | c;
+    return true;
+  }
+};
+
+// For equal keys the latest input comes first.
+bool Before(const Cursor& a, const Cursor& b) {
+  if (a.prefix != b.prefix) return a.prefix < b.prefix;
+  int c = a.key.compare(b.key);
+  if (c != 0) return c < 0;
+  return a.input > b.input;
+}
+
+}  // namespace
 
 Status MergeTables(const std::vector<std::shared_ptr<TableReader>>& inputs,
                    const std::string& output_path, const MergeOptions& options) {
-  struct Cursor {
-    std::unique_ptr<TableIterator> it;
-    size_t input;
-  };
   std::vector<Cursor> cursors;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i] == nullptr) return Status::InvalidArgument("MergeTables: null input");
-    Cursor c{inputs[i]->NewIterator(), i};
+    Cursor c{inputs[i]->NewIterator(), nullptr, i, {}, 0};
+    c.blocks = dynamic_cast<table::BlockIterator*>(c.it.get());
     c.it->SeekToFirst();
     VARVE_RETURN_IF_ERROR(c.it->status());
-    if (c.it->Valid()) cursors.push_back(std::move(c));
+    if (c.Refresh()) cursors.push_back(std::move(c));
   }
-  // Min-heap of cursor indexes on key; for equal keys the latest input comes first. The top is
-  // replaced in place and sifted down when its cursor advances (one pass down the heap instead
-  // of a pop and a push).
-  auto before = [&](size_t a, size_t b) {
-    int c = cursors[a].it->key().compare(cursors[b].it->key());
-    if (c != 0) return c < 0;
-    return cursors[a].input > cursors[b].input;
-  };
+  // Min-heap of cursor indexes. The top is replaced in place and sifted down when its cursor
+  // advances (one pass down the heap instead of a pop and a push).
   std::vector<size_t> heap;
   auto sift_down = [&](size_t i) {
     const size_t n = heap.size();
@@ -35,38 +63,67 @@ Status MergeTables(const std::vector<std::shared_ptr<TableReader>>& inputs,
     while (true) {
       size_t child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && before(heap[child + 1], heap[child])) ++child;
-      if (!before(heap[child], x)) break;
+      if (child + 1 < n && Before(cursors[heap[child + 1]], cursors[heap[child]])) ++child;
+      if (!Before(cursors[heap[child]], cursors[x])) break;
       heap[i] = heap[child];
       i = child;
     }
     heap[i] = x;
   };
+  // After the top's cursor moved: re-sorts it, or drops it at its end.
+  auto top_moved = [&]() -> Status {
+    Cursor& top = cursors[heap[0]];
+    if (!top.Refresh()) {
+      VARVE_RETURN_IF_ERROR(top.it->status());
+      heap[0] = heap.back();
+      heap.pop_back();
+    }
+    if (!heap.empty()) sift_down(0);
+    return Status::Ok();
+  };
   for (size_t i = 0; i < cursors.size(); ++i) heap.push_back(i);
   for (size_t i = heap.size() / 2; i-- > 0;) sift_down(i);
 
   VARVE_ASSIGN_OR_RETURN(auto builder, TableBuilder::Create(output_path, options.table));
+  auto* blocks_out = dynamic_cast<table::TableBuilderInternal*>(builder.get());
+  // The least current key of the inputs other than the top one (the top's children); null if
+  // the top is the only input left.
+  auto others_min = [&]() -> const Cursor* {
+    const Cursor* m = nullptr;
+    for (size_t child = 1; child <= 2 && child < heap.size(); ++child) {
+      const Cursor* c = &cursors[heap[child]];
+      if (m == nullptr || c->key < m->key) m = c;
+    }
+    return m;
+  };
   std::string key;
   while (!heap.empty()) {
-    TableIterator* it = cursors[heap[0]].it.get();
-    key.assign(it->key());
-    if (!it->is_tombstone()) {
-      VARVE_RETURN_IF_ERROR(builder->Add(key, it->value()));
+    Cursor& top = cursors[heap[0]];
+    if (blocks_out != nullptr && top.blocks != nullptr && top.blocks->AtBlockStart()) {
+      const table::BlockView& block = top.blocks->Block();
+      table::RecordView last;
+      const Cursor* next = others_min();
+      if (block.Record(block.count - 1, &last) && (next == nullptr || last.key < next->key)) {
+        VARVE_ASSIGN_OR_RETURN(bool copied, blocks_out->AddBlock(block, top.blocks->StoredBlock(),
+                                                                 options.keep_tombstones));
+        if (copied) {
+          top.blocks->NextBlock();
+          VARVE_RETURN_IF_ERROR(top_moved());
+          continue;
+        }
+      }
+    }
+    key.assign(top.key);
+    if (!top.it->is_tombstone()) {
+      VARVE_RETURN_IF_ERROR(builder->Add(key, top.it->value()));
     } else if (options.keep_tombstones) {
       VARVE_RETURN_IF_ERROR(builder->AddTombstone(key));
     }
     // Advance every input positioned on this key (each is at the top in turn).
     do {
-      TableIterator* top = cursors[heap[0]].it.get();
-      top->Next();
-      if (!top->Valid()) {
-        VARVE_RETURN_IF_ERROR(top->status());
-        heap[0] = heap.back();
-        heap.pop_back();
-        if (heap.empty()) break;
-      }
-      sift_down(0);
-    } while (cursors[heap[0]].it->key() == key);
+      cursors[heap[0]].it->Next();
+      VARVE_RETURN_IF_ERROR(top_moved());
+    } while (!heap.empty() && cursors[heap[0]].key == key);
   }
   return builder->Finish();
 }

@@ -25,45 +25,6 @@ std::string Hex(uint64_t v) {
   return b;
 }
 
-// One decoded record.
-struct RecordView {
-  std::string_view key;
-  std::string_view value;
-  bool tombstone = false;
-};
-
-// A raw (decompressed) block: records, u32 offsets[count], u32 count.
-struct BlockView {
-  std::string_view raw;
-  uint32_t count = 0;
-  uint64_t records_end = 0;
-
-  // Decodes record i; false if it does not exactly fill its slot.
-  bool Record(uint32_t i, RecordView* r) const {
-    uint64_t begin = DecodeFixed32(raw.data() + records_end + 4ull * i);
-    uint64_t end =
-        i + 1 < count ? DecodeFixed32(raw.data() + records_end + 4ull * (i + 1)) : records_end;
-    if (begin >= end || end > records_end) return false;
-    const char* p = raw.data() + begin;
-    const char* limit = raw.data() + end;
-    uint64_t klen, vword;
-    p = DecodeVarint64(p, limit, &klen);
-    if (p == nullptr) return false;
-    p = DecodeVarint64(p, limit, &vword);
-    if (p == nullptr) return false;
-    uint64_t vlen = vword >> 1;
-    r->tombstone = (vword & 1) != 0;
-    if (r->tombstone && vlen != 0) return false;
-    if (klen > static_cast<uint64_t>(limit - p) ||
-        vlen != static_cast<uint64_t>(limit - p) - klen) {
-      return false;
-    }
-    r->key = std::string_view(p, klen);
-    r->value = std::string_view(p + klen, vlen);
-    return true;
-  }
-};
-
 // Decodes the record at off in raw (bounded by the block's end); false if it does not fit.
 bool DecodeRecordAt(std::string_view raw, uint64_t off, RecordView* r) {
   const char* p = raw.data() + off;
@@ -449,7 +410,7 @@ class TableReaderImpl final : public TableReader,
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
 };
 
-class TableIteratorImpl final : public TableIterator {
+class TableIteratorImpl final : public BlockIterator {
  public:
   explicit TableIteratorImpl(std::shared_ptr<const TableReaderImpl> t) : t_(std::move(t)) {}
 
@@ -483,6 +444,16 @@ class TableIteratorImpl final : public TableIterator {
     } else {
       Position(b_ + 1, 0);
     }
+  }
+
+  bool AtBlockStart() const override { return index_ == 0; }
+  const BlockView& Block() const override { return block_; }
+  std::string_view StoredBlock() const override {
+    const uint64_t start = t_->BlockOffset(b_);
+    return std::string_view(t_->data_ + start, t_->BlockOffset(b_ + 1) - start);
+  }
+  void NextBlock() override {
+    if (valid_) Position(b_ + 1, 0);
   }
 
  private:

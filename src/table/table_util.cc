@@ -24,26 +24,26 @@ uint64_t XxhState::Digest() const {
   return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_));
 }
 
-TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_view raw,
-                               std::string* out) {
-  out->clear();
-  if (c == TableCompression::kLz4 && raw.size() <= LZ4_MAX_INPUT_SIZE) {
-    out->resize(LZ4_compressBound(static_cast<int>(raw.size())));
-    int n = LZ4_compress_default(raw.data(), out->data(), static_cast<int>(raw.size()),
-                                 static_cast<int>(out->size()));
-    if (n > 0 && static_cast<size_t>(n) < raw.size()) {
-      out->resize(n);
-      return c;
-    }
-  } else if (c == TableCompression::kZstd) {
-    out->resize(ZSTD_compressBound(raw.size()));
-    size_t n = ZSTD_compress(out->data(), out->size(), raw.data(), raw.size(), zstd_level);
-    if (!ZSTD_isError(n) && n < raw.size()) {
-      out->resize(n);
-      return c;
-    }
+size_t MaxCompressedSize(TableCompression c, size_t raw_size) {
+  if (c == TableCompression::kLz4 && raw_size <= LZ4_MAX_INPUT_SIZE) {
+    return LZ4_compressBound(static_cast<int>(raw_size));
   }
-  return TableCompression::kNone;
+  if (c == TableCompression::kZstd) return ZSTD_compressBound(raw_size);
+  return 0;
+}
+
+size_t CompressBlockTo(TableCompression c, int zstd_level, std::string_view raw, char* dst) {
+  const size_t cap = MaxCompressedSize(c, raw.size());
+  size_t n = 0;
+  if (c == TableCompression::kLz4 && cap > 0) {
+    int r =
+        LZ4_compress_default(raw.data(), dst, static_cast<int>(raw.size()), static_cast<int>(cap));
+    n = r > 0 ? static_cast<size_t>(r) : 0;
+  } else if (c == TableCompression::kZstd) {
+    size_t r = ZSTD_compress(dst, cap, raw.data(), raw.size(), zstd_level);
+    n = ZSTD_isError(r) ? 0 : r;
+  }
+  return n < raw.size() ? n : 0;
 }
 
 bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size, std::string* out) {
@@ -61,11 +61,14 @@ bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size,
   return false;
 }
 
-Result<std::unique_ptr<BufferedWriter>> BufferedWriter::Create(Env* env, const std::string& path) {
-  VARVE_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
+Result<std::unique_ptr<BufferedWriter>> BufferedWriter::Create(Env* env, const std::string& path,
+                                                               bool direct) {
+  VARVE_ASSIGN_OR_RETURN(auto file,
+                         direct ? env->NewDirectWritableFile(path) : env->NewWritableFile(path));
   auto w = std::make_unique<BufferedWriter>();
   w->file_ = std::move(file);
-  w->buf_.reserve(kBufferSize + 4096);
+  w->direct_ = direct;
+  if (!direct) w->buf_.reserve(kBufferSize + 4096);
   return w;
 }
 
