@@ -6,6 +6,7 @@
 #include "engine/record_format.h"
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/logging.h"
 #include "util/memory.h"
 
 namespace varve {
@@ -673,6 +674,7 @@ Stats DBImpl::GetStats() {
   st.index_memory_bytes = index_->MemoryBytes();
   st.last_sequence = last_seq_.load();
   st.durable_sequence = durable_seq_.load();
+  st.index_from_checkpoint = index_from_checkpoint_ ? 1 : 0;
   if (st.user_bytes_written > 0) {
     st.write_amplification =
         static_cast<double>(st.log_bytes_written + st.compaction_bytes_written) /
@@ -726,6 +728,16 @@ Status DBImpl::Close() {
     }
     Status s = env_->SyncDir(dir_);
     if (result.ok()) result = s;
+  }
+  bool write_failed;
+  {
+    std::lock_guard lock(write_mu_);
+    write_failed = !write_error_.ok();
+  }
+  if (result.ok() && !write_failed && options_.index_checkpoint) {
+    // An optimization of the next open: failing to write it does not fail the close.
+    Status s = WriteIndexCheckpoint();
+    if (!s.ok()) LogWarning(s.ToString() + "; no index checkpoint written");
   }
   active_file_.reset();
   active_.reset();

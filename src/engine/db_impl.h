@@ -51,6 +51,9 @@ struct Segment {
   void NoteSeq(uint64_t seq);
 };
 
+// Identifies a segment's 32-byte file header in the index checkpoint.
+uint32_t SegmentHeaderChecksum(const char* header);
+
 // One operation of a write group.
 struct WriteOp {
   uint8_t type = format::kTypePut;
@@ -161,11 +164,24 @@ class DBImpl final : public DB {
   void NoteDead(uint32_t segment, uint64_t bytes);
 
   // Recovery (recovery.cc).
+  // The index from hint files (segment scans where there are none), in parallel.
+  Status LoadIndexFromSegments(const std::vector<std::shared_ptr<Segment>>& segs,
+                               const std::shared_ptr<Segment>& tail);
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail);
   void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
                  bool is_tombstone_record);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
+
+  // Index checkpoint (index_checkpoint.cc, docs/format.md "INDEX file").
+  std::string IndexCheckpointPath() const;
+  // At a clean close, after every segment is synced, cut and has its hint.
+  Status WriteIndexCheckpoint();
+  // Loads the index and the segments' counters if INDEX describes segs (in id order, headers
+  // checksummed by SegmentHeaderChecksum) exactly; any error leaves a partly loaded index.
+  Status LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
+                             const std::map<uint32_t, uint32_t>& header_checksums);
+  bool index_from_checkpoint_ = false;
 
   // Hints and compaction (compaction.cc).
   void MaintenanceLoop();
