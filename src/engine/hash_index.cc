@@ -677,6 +677,14 @@ class HashIndex final : public Index {
     for (size_t n = 0; n < kShards; ++n) {
       Shard& s = shards_[n];
       std::unique_lock lock(s.mu);
+      if (s.count == 0) {  // nothing to keep (a store with few keys leaves most shards empty)
+        s.table.reset();
+        s.groups = s.erased = s.dead_bytes = 0;
+        s.arena = Arena();
+        s.prefetch_table.store(nullptr, std::memory_order_relaxed);
+        s.prefetch_groups.store(0, std::memory_order_relaxed);
+        continue;
+      }
       if (s.dead_bytes * 16 > s.arena.used_bytes()) s.CompactArena();
       // A table that grew by half in a run sits between 0.58 and 0.875 full; a load from hints
       // sizes it near 0.85.

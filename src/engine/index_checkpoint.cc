@@ -99,8 +99,8 @@ Status DBImpl::WriteIndexCheckpoint() {
   const uint32_t parts = index_->CheckpointParts();
   PutFixed32(&meta, parts);
   for (const auto& seg : segs) {
-    if (seg->damaged.load()) {
-      return Status::NotSupported(seg->path + " is damaged: no index checkpoint");
+    if (seg->damaged.load() || !seg->has_hint.load()) {
+      return Status::NotSupported(seg->path + " is damaged or has no hint");
     }
     VARVE_ASSIGN_OR_RETURN(uint64_t file_size, seg->reader->Size());
     if (file_size != seg->size_bytes.load()) {
@@ -220,6 +220,11 @@ Status DBImpl::LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& 
         DecodeFixed32(e + 16) != hc->second) {
       return bad("stale (" + SegmentFileName(seg.id) + " differs)");
     }
+    // A close writes the checkpoint only once every segment has its hint: a missing one means
+    // the directory was changed since.
+    if (!env_->FileExists(dir_ + "/" + HintFileName(seg.id))) {
+      return bad("stale (" + HintFileName(seg.id) + " is missing)");
+    }
   }
   const char* part_table = m + kFixedMeta + uint64_t{n_segs} * kSegmentBytes;
   uint64_t expected_offset = kFileHeaderBytes;
@@ -276,7 +281,7 @@ Status DBImpl::LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& 
     seg.max_tombstone_seq = DecodeFixed64(e + 40);
     seg.min_seq = DecodeFixed64(e + 48);
     seg.max_seq = DecodeFixed64(e + 56);
-    seg.has_hint = env_->FileExists(dir_ + "/" + HintFileName(seg.id));
+    seg.has_hint = true;
   }
   last_seq_ = last_seq;
   index_tombstones_.store(static_cast<int64_t>(tombstones), std::memory_order_relaxed);

@@ -123,9 +123,13 @@ Status DBImpl::Recover() {
     VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
   }
   if (!index_from_checkpoint_) VARVE_RETURN_IF_ERROR(LoadIndexFromSegments(segs, tail));
-  LogInfo(dir_ + ": index of " + std::to_string(index_->Size()) + " entries loaded from " +
-          (index_from_checkpoint_ ? std::string(kIndexFileName) : std::string("hints and scans")) +
-          " in " + std::to_string((NowSteadyUs() - open_start_us) / 1000) + " ms");
+  const uint64_t load_ms = (NowSteadyUs() - open_start_us) / 1000;
+  if (load_ms >= 100) {  // a store large enough for the path to matter
+    LogInfo(dir_ + ": index of " + std::to_string(index_->Size()) + " entries loaded from " +
+            (index_from_checkpoint_ ? std::string(kIndexFileName)
+                                    : std::string("hint files and segment scans")) +
+            " in " + std::to_string(load_ms) + " ms");
+  }
   uint64_t max_seq = std::max(base_seq, last_seq_.load());
   uint32_t max_id = 0;
   for (const auto& seg : segs) {

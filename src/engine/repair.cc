@@ -166,6 +166,9 @@ Status RepairStore(Env* env, const std::string& dir, RepairReport* report) {
     VARVE_RETURN_IF_ERROR(env->CreateDirIfMissing(lost));
     std::string kept = lost + "/" + SegmentFileName(id) + "." + std::to_string(NowUnixMs());
     if (env->FileExists(hint)) VARVE_RETURN_IF_ERROR(env->RemoveFile(hint));
+    // The index checkpoint describes the segment as it was (checked by size and header only).
+    std::string checkpoint = dir + "/" + std::string(format::kIndexFileName);
+    if (env->FileExists(checkpoint)) VARVE_RETURN_IF_ERROR(env->RemoveFile(checkpoint));
     VARVE_RETURN_IF_ERROR(env->RenameFile(path, kept));
     VARVE_RETURN_IF_ERROR(env->RenameFile(tmp, path));
     VARVE_RETURN_IF_ERROR(env->SyncDir(lost));
