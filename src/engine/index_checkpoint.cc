@@ -21,7 +21,7 @@ namespace {
 // Gathers small pieces so that the file sees few large writes; hashes everything it passes on.
 class HashingWriter {
  public:
-  explicit HashingWriter(WritableFile* f) : f_(f) {}
+  explicit HashingWriter(WritableFile* f) : f_(f) { XXH3_64bits_reset(&state_); }
   Status Write(std::string_view data) {
     XXH3_64bits_update(&state_, data.data(), data.size());
     written_ += data.size();
@@ -53,11 +53,7 @@ class HashingWriter {
   static constexpr size_t kBufferBytes = 1 << 20;
   WritableFile* f_;
   std::string buf_;
-  XXH3_state_t state_ = [] {
-    XXH3_state_t s;
-    XXH3_64bits_reset(&s);
-    return s;
-  }();
+  XXH3_state_t state_;
   uint64_t written_ = 0;
 };
 

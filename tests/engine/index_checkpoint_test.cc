@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "testutil/options.h"
 #include "testutil/store_files.h"
 #include "testutil/temp_dir.h"
 #include "util/clock.h"
@@ -20,13 +21,12 @@ namespace varve {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::SegmentFiles;
 using testing::TempDir;
 
+std::string Key(int i) { return "key-" + std::to_string(i); }
+
 Options Opts(bool checkpoint = true) {
-  Options o;
-  o.segment_size_bytes = 1 << 20;
-  o.background_compaction = false;
+  Options o = testing::SmallSegmentOptions();
   o.index_checkpoint = checkpoint;
   return o;
 }
@@ -36,8 +36,6 @@ std::unique_ptr<DB> OpenOrDie(const Options& o, const std::string& dir) {
   EXPECT_TRUE(db.ok()) << db.status().ToString();
   return db.ok() ? std::move(db).value() : nullptr;
 }
-
-std::string Key(int i) { return "key-" + std::to_string(i); }
 
 struct Item {
   std::string value;
@@ -290,7 +288,7 @@ TEST_F(IndexCheckpointTest, StaleCheckpointIsIgnored) {
   // A segment resized behind the store's back (zeros appended to a sealed one).
   { auto db = OpenOrDie(Opts(), dir()); }
   ASSERT_TRUE(fs::exists(index_file()));
-  std::string first = SegmentFiles(dir()).front();
+  std::string first = testing::SegmentFiles(dir()).front();
   fs::resize_file(first, fs::file_size(first) + 4096);
   ExpectOpen(false, model);  // (the open cuts the zeros again)
 
