@@ -58,7 +58,8 @@ struct Options {
   // At a clean Close, write the hash index to an INDEX file (kHash only) that the next open
   // loads with large sequential reads instead of reading every hint file and hashing every key.
   // The open uses it only if it describes the directory exactly (same segments, sizes and
-  // headers, valid checksums) and removes it before accepting any write. Default: true.
+  // headers, valid checksums); the store's first write, compaction or table change removes it
+  // first. Default: true.
   bool index_checkpoint = true;
   // Threads that load hint files (or the index checkpoint) at open. 0 = number of CPUs. Default: 0.
   uint32_t open_threads = 0;

@@ -326,6 +326,7 @@ void DBImpl::SetWriteError(const Status& s) {
 }
 
 Status DBImpl::WriteImpl(PendingWrite* w) {
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   std::unique_lock lock(write_mu_);
   if (closed_) return Status::InvalidArgument("store is closed");
   if (!write_error_.ok()) {
@@ -553,11 +554,13 @@ bool DBImpl::TablesHold(std::string_view key) const {
 
 Status DBImpl::AttachTable(const std::string& path, std::string* name) {
   if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   return tables_->Attach(path, name);
 }
 
 Status DBImpl::DetachTable(const std::string& name) {
   if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   return tables_->Detach(name);
 }
 

@@ -182,6 +182,11 @@ class DBImpl final : public DB {
   Status LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
                              const std::map<uint32_t, uint32_t>& header_checksums);
   bool index_from_checkpoint_ = false;
+  // The INDEX found at open is still on disk: the store's first change removes it (durably)
+  // before it happens, so that a crash after it can never be served by a stale checkpoint.
+  std::atomic<bool> checkpoint_on_disk_{false};
+  std::mutex checkpoint_mu_;  // a leaf
+  Status DropIndexCheckpoint();
 
   // Hints and compaction (compaction.cc).
   void MaintenanceLoop();

@@ -76,6 +76,17 @@ uint32_t SegmentHeaderChecksum(const char* header) {
 
 std::string DBImpl::IndexCheckpointPath() const { return dir_ + "/" + std::string(kIndexFileName); }
 
+Status DBImpl::DropIndexCheckpoint() {
+  if (!checkpoint_on_disk_.load(std::memory_order_acquire)) return Status::Ok();
+  std::lock_guard lock(checkpoint_mu_);
+  if (!checkpoint_on_disk_.load(std::memory_order_relaxed)) return Status::Ok();
+  const std::string path = IndexCheckpointPath();
+  if (env_->FileExists(path)) VARVE_RETURN_IF_ERROR(env_->RemoveFile(path));
+  VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  checkpoint_on_disk_.store(false, std::memory_order_release);
+  return Status::Ok();
+}
+
 Status DBImpl::WriteIndexCheckpoint() {
   if (index_->CheckpointLayout() == 0) return Status::Ok();
   std::vector<std::shared_ptr<Segment>> segs;

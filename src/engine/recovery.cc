@@ -116,12 +116,10 @@ Status DBImpl::Recover() {
       index_ = Index::Create(options_.index);
     }
   }
-  if (have_checkpoint) {
-    // Stale with the store's first change: gone before any write, so that a crash can never
-    // be served by it.
-    VARVE_RETURN_IF_ERROR(env_->RemoveFile(checkpoint));
-    VARVE_RETURN_IF_ERROR(env_->SyncDir(dir_));
-  }
+  // Used or not, it goes before the first write (DropIndexCheckpoint); an open that only reads
+  // leaves it valid (removing it here would cost a directory sync, which on ext4 can wait for
+  // the writeback of every dirty page a previous run left).
+  checkpoint_on_disk_.store(have_checkpoint);
   if (!index_from_checkpoint_) VARVE_RETURN_IF_ERROR(LoadIndexFromSegments(segs, tail));
   const uint64_t load_ms = (NowSteadyUs() - open_start_us) / 1000;
   if (load_ms >= 100) {  // a store large enough for the path to matter

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -148,7 +149,6 @@ class IndexCheckpointTest : public ::testing::Test {
     auto db = OpenOrDie(Opts(), dir());
     ASSERT_NE(db, nullptr);
     EXPECT_EQ(db->GetStats().index_from_checkpoint, from_checkpoint ? 1u : 0u);
-    EXPECT_FALSE(fs::exists(index_file()));  // removed before any write
     ExpectModel(db.get(), model, n);
   }
 
@@ -305,6 +305,8 @@ TEST_F(IndexCheckpointTest, OptionOffAndOrderedIndexWriteNone) {
     Options o = Opts(false);
     auto db = OpenOrDie(o, dir());
     EXPECT_EQ(db->GetStats().index_from_checkpoint, 0u);
+    ASSERT_TRUE(db->Put(Key(0), "x").ok());
+    model[Key(0)] = Item{"x", 0, 0};
     EXPECT_FALSE(fs::exists(index_file()));  // removed all the same
   }
   EXPECT_FALSE(fs::exists(index_file()));
@@ -318,6 +320,8 @@ TEST_F(IndexCheckpointTest, OptionOffAndOrderedIndexWriteNone) {
     auto db = OpenOrDie(o, dir());
     EXPECT_EQ(db->GetStats().index_from_checkpoint, 0u);
     ExpectModel(db.get(), model, 3000);
+    ASSERT_TRUE(db->Delete(Key(1)).ok());
+    model.erase(Key(1));
   }
   EXPECT_FALSE(fs::exists(index_file()));
   ExpectOpen(false, model);
@@ -377,6 +381,42 @@ TEST_F(IndexCheckpointTest, TableShadowsSurvive) {
   EXPECT_EQ(c->GetStats().index_from_checkpoint, 0u);
   EXPECT_TRUE(c->Get(Key(1002)).status().IsNotFound());  // the table is gone
   EXPECT_EQ(*c->Get(Key(1001)), "live");
+}
+
+TEST_F(IndexCheckpointTest, FirstChangeRemovesIt) {
+  Model model;
+  Build(&model);
+  using Change = std::function<Status(DB*)>;
+  std::string table = tmp_.Sub("t.vtb");
+  {
+    auto b = TableBuilder::Create(table);
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE((*b)->Add("zz-table-key", "v").ok());
+    ASSERT_TRUE((*b)->Finish().ok());
+  }
+  const std::vector<std::pair<std::string, Change>> changes = {
+      {"put", [](DB* db) { return db->Put("zz", "v"); }},
+      {"delete", [](DB* db) { return db->Delete("zz"); }},
+      {"batch",
+       [](DB* db) {
+         WriteBatch b;
+         b.Put("zz", "w");
+         return db->Write(b);
+       }},
+      {"compact", [](DB* db) { return db->Compact(); }},
+      {"attach", [&](DB* db) { return db->AttachTable(table, nullptr); }},
+  };
+  for (const auto& [what, change] : changes) {
+    SCOPED_TRACE(what);
+    ASSERT_TRUE(fs::exists(index_file()));
+    auto db = OpenOrDie(Opts(), dir());
+    EXPECT_EQ(db->GetStats().index_from_checkpoint, 1u);
+    ASSERT_TRUE(db->Get(Key(1)).ok() || db->Get(Key(1)).status().IsNotFound());
+    EXPECT_TRUE(fs::exists(index_file()));  // reads leave it
+    ASSERT_TRUE(change(db.get()).ok());
+    EXPECT_FALSE(fs::exists(index_file()));
+    ASSERT_TRUE(db->Close().ok());  // writes a new one
+  }
 }
 
 TEST_F(IndexCheckpointTest, KilledAfterReopenNeverUsesIt) {
