@@ -709,6 +709,9 @@ Status DBImpl::Close() {
       lock.lock();
     }
   }
+  // No change can start any more (writers drained, maintenance stopped): a call after the close
+  // must not touch a directory another process may hold by then.
+  checkpoint_on_disk_.store(false);
   Status result;
   std::lock_guard compaction_lock(compaction_mu_);
   if (active_file_ != nullptr) {

@@ -182,6 +182,9 @@ class DBImpl final : public DB {
   Status LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
                              const std::map<uint32_t, uint32_t>& header_checksums);
   bool index_from_checkpoint_ = false;
+  // Attaching or detaching a table changes which deletes an open keeps as shadows (recovery
+  // decides by the tables of its time): a close after one writes no checkpoint.
+  uint64_t tables_generation_at_open_ = 0;
   // The INDEX found at open is still on disk: the store's first change removes it (durably)
   // before it happens, so that a crash after it can never be served by a stale checkpoint.
   std::atomic<bool> checkpoint_on_disk_{false};

@@ -89,6 +89,9 @@ Status DBImpl::DropIndexCheckpoint() {
 
 Status DBImpl::WriteIndexCheckpoint() {
   if (index_->CheckpointLayout() == 0) return Status::Ok();
+  // The index's shadows follow the tables of the open, not the ones attached since: an open
+  // from hints would keep other deletes.
+  if (tables_->Current()->generation != tables_generation_at_open_) return Status::Ok();
   std::vector<std::shared_ptr<Segment>> segs;
   {
     std::shared_lock lock(segments_mu_);

@@ -43,6 +43,7 @@ Status DBImpl::Recover() {
   const bool obsolete_pending = env_->FileExists(dir_ + "/OBSOLETE");
   VARVE_RETURN_IF_ERROR(FinishObsolete());
   VARVE_ASSIGN_OR_RETURN(tables_, TableLayers::Open(env_, dir_));
+  tables_generation_at_open_ = tables_->Current()->generation;
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
   for (const std::string& name : names) {

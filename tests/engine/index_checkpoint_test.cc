@@ -341,6 +341,11 @@ TEST_F(IndexCheckpointTest, TableShadowsSurvive) {
     auto db = OpenOrDie(Opts(), dir());
     ASSERT_TRUE(db->AttachTable(table, &name).ok());
     for (int i = 0; i < 100; ++i) model[Key(1000 + i)] = Item{"table", 0, 0};
+  }
+  // An attach (or detach) in a session: no checkpoint at its close.
+  EXPECT_FALSE(fs::exists(index_file()));
+  {
+    auto db = OpenOrDie(Opts(), dir());
     for (int i = 0; i < 100; i += 3) {
       ASSERT_TRUE(db->Delete(Key(1000 + i)).ok());  // a tombstone that hides the table's key
       model.erase(Key(1000 + i));
@@ -376,6 +381,7 @@ TEST_F(IndexCheckpointTest, TableShadowsSurvive) {
     ASSERT_TRUE(s.ok()) << s.ToString();
     ASSERT_TRUE(db->Close().ok());
   }
+  EXPECT_FALSE(fs::exists(index_file()));
   fs::copy_file(with_table, index_file(), fs::copy_options::overwrite_existing);
   auto c = OpenOrDie(Opts(), dir());
   EXPECT_EQ(c->GetStats().index_from_checkpoint, 0u);
