@@ -372,6 +372,7 @@ nlohmann::ordered_json StatsJson(const Stats& st) {
   j["index_memory_bytes"] = st.index_memory_bytes;
   j["last_sequence"] = st.last_sequence;
   j["durable_sequence"] = st.durable_sequence;
+  j["index_from_checkpoint"] = st.index_from_checkpoint;
   j["tables"] = st.tables;
   j["table_entries"] = st.table_entries;
   j["write_amplification"] = st.write_amplification;

@@ -44,6 +44,8 @@ struct Stats {
   uint64_t table_entries = 0;  // records in them, tombstones included
   // Every write with a sequence number up to this one is on disk (fdatasync'ed).
   uint64_t durable_sequence = 0;
+  // 1 if this open loaded the index from the INDEX checkpoint; 0 if from hints and scans.
+  uint64_t index_from_checkpoint = 0;
   // (log + compaction bytes written) / user bytes written.
   double write_amplification = 0;
 };

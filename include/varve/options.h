@@ -55,7 +55,13 @@ struct Options {
   // Drop a Put whose value equals the key's current value (and neither has a TTL). Costs a read
   // per Put. Default: false.
   bool skip_unchanged_writes = false;
-  // Threads that load hint files at open. 0 = number of CPUs. Default: 0.
+  // At a clean Close, write the hash index to an INDEX file (kHash only) that the next open
+  // loads with large sequential reads instead of reading every hint file and hashing every key.
+  // The open uses it only if it describes the directory exactly (same segments, sizes and
+  // headers, valid checksums); the store's first write, compaction or table change removes it
+  // first. Default: true.
+  bool index_checkpoint = true;
+  // Threads that load hint files (or the index checkpoint) at open. 0 = number of CPUs. Default: 0.
   uint32_t open_threads = 0;
   // Read records through shared read-only mappings of the segment files instead of one pread
   // per read (no system call when the pages are cached). Records over 4 KiB (up to 64 KiB; larger

@@ -279,6 +279,7 @@ struct Copied {
 }  // namespace
 
 Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inputs) {
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   for (const auto& in : inputs) in->compacting = true;
   // A tombstone (or an expired record) may be dropped only if no segment that outlives this
   // compaction can hold an older record of its key: every segment that is not an input must

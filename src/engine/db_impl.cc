@@ -386,6 +386,7 @@ void DBImpl::SetWriteError(const Status& s) {
 }
 
 Status DBImpl::WriteImpl(PendingWrite* w) {
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   std::unique_lock lock(write_mu_);
   if (closed_) return Status::InvalidArgument("store is closed");
   if (!write_error_.ok()) {
@@ -639,11 +640,13 @@ bool DBImpl::TablesHold(std::string_view key) const {
 
 Status DBImpl::AttachTable(const std::string& path, std::string* name) {
   if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   return tables_->Attach(path, name);
 }
 
 Status DBImpl::DetachTable(const std::string& name) {
   if (closing_.load(std::memory_order_acquire)) return Status::InvalidArgument("store is closed");
+  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
   return tables_->Detach(name);
 }
 
@@ -774,6 +777,7 @@ Stats DBImpl::GetStats() {
   st.index_memory_bytes = index_->MemoryBytes();
   st.last_sequence = last_seq_.load();
   st.durable_sequence = durable_seq_.load();
+  st.index_from_checkpoint = index_from_checkpoint_ ? 1 : 0;
   if (st.user_bytes_written > 0) {
     st.write_amplification =
         static_cast<double>(st.log_bytes_written + st.compaction_bytes_written) /
@@ -805,6 +809,9 @@ Status DBImpl::Close() {
       lock.lock();
     }
   }
+  // No change can start any more (writers drained, maintenance stopped): a call after the close
+  // must not touch a directory another process may hold by then.
+  checkpoint_on_disk_.store(false);
   Status result;
   std::lock_guard compaction_lock(compaction_mu_);
   if (active_file_ != nullptr) {
@@ -827,6 +834,16 @@ Status DBImpl::Close() {
     }
     Status s = env_->SyncDir(dir_);
     if (result.ok()) result = s;
+  }
+  bool write_failed;
+  {
+    std::lock_guard lock(write_mu_);
+    write_failed = !write_error_.ok();
+  }
+  if (result.ok() && !write_failed && options_.index_checkpoint) {
+    // An optimization of the next open: failing to write it does not fail the close.
+    Status s = WriteIndexCheckpoint();
+    if (!s.ok()) LogWarning(s.ToString() + "; no index checkpoint written");
   }
   {
     std::lock_guard lock(file_mu_);

@@ -63,6 +63,9 @@ struct Segment {
   void NoteSeq(uint64_t seq);
 };
 
+// Identifies a segment's 32-byte file header in the index checkpoint.
+uint32_t SegmentHeaderChecksum(const char* header);
+
 // One operation of a write group.
 struct WriteOp {
   uint8_t type = format::kTypePut;
@@ -176,6 +179,9 @@ class DBImpl final : public DB {
   void NoteDead(uint32_t segment, uint64_t bytes);
 
   // Recovery (recovery.cc).
+  // The index from hint files (segment scans where there are none), in parallel.
+  Status LoadIndexFromSegments(const std::vector<std::shared_ptr<Segment>>& segs,
+                               const std::shared_ptr<Segment>& tail);
   Status LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bool* truncated);
   // From start (a record boundary), after max_seq records already loaded from a hint prefix.
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail,
@@ -183,6 +189,24 @@ class DBImpl final : public DB {
   void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
                  bool is_tombstone_record);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
+
+  // Index checkpoint (index_checkpoint.cc, docs/format.md "INDEX file").
+  std::string IndexCheckpointPath() const;
+  // At a clean close, after every segment is synced, cut and has its hint.
+  Status WriteIndexCheckpoint();
+  // Loads the index and the segments' counters if INDEX describes segs (in id order, headers
+  // checksummed by SegmentHeaderChecksum) exactly; any error leaves a partly loaded index.
+  Status LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
+                             const std::map<uint32_t, uint32_t>& header_checksums);
+  bool index_from_checkpoint_ = false;
+  // Attaching or detaching a table changes which deletes an open keeps as shadows (recovery
+  // decides by the tables of its time): a close after one writes no checkpoint.
+  uint64_t tables_generation_at_open_ = 0;
+  // The INDEX found at open is still on disk: the store's first change removes it (durably)
+  // before it happens, so that a crash after it can never be served by a stale checkpoint.
+  std::atomic<bool> checkpoint_on_disk_{false};
+  std::mutex checkpoint_mu_;  // a leaf
+  Status DropIndexCheckpoint();
 
   // Hints and compaction (compaction.cc).
   void MaintenanceLoop();

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -99,6 +100,7 @@ class Arena {
       NewChunk(n);
       used_in_last_ = n;
       used_bytes_ += n;
+      chunk_used_.back() = static_cast<uint32_t>(n);
       *out = chunks_.back().get();
       return Ref(chunks_.size() - 1, 0);
     }
@@ -109,8 +111,23 @@ class Arena {
     size_t off = used_in_last_;
     used_in_last_ += n;
     used_bytes_ += n;
+    chunk_used_.back() = static_cast<uint32_t>(used_in_last_);
     *out = chunks_.back().get() + off;
     return Ref(chunks_.size() - 1, off);
+  }
+
+  // Checkpoints: the chunks as they are. Only the first used bytes of a chunk were ever written.
+  size_t chunks() const { return chunks_.size(); }
+  const char* chunk_data(size_t i) const { return chunks_[i].get(); }
+  uint32_t chunk_bytes(size_t i) const { return chunk_bytes_[i]; }
+  uint32_t chunk_used(size_t i) const { return chunk_used_[i]; }
+  // Appends a chunk of size bytes whose first used bytes the caller fills (loading a checkpoint).
+  char* AddLoadedChunk(size_t size, size_t used) {
+    NewChunk(size);
+    used_in_last_ = used;
+    used_bytes_ += used;
+    chunk_used_.back() = static_cast<uint32_t>(used);
+    return chunks_.back().get();
   }
 
   char* At(uint32_t ref) const {
@@ -125,6 +142,8 @@ class Arena {
   void NewChunk(size_t size) {
     VARVE_CHECK(chunks_.size() < kMaxChunks);
     chunks_.emplace_back(new char[size]);
+    chunk_bytes_.push_back(static_cast<uint32_t>(size));
+    chunk_used_.push_back(0);
     last_chunk_bytes_ = size;
     used_in_last_ = 0;
     allocated_bytes_ += size;
@@ -134,6 +153,8 @@ class Arena {
   }
 
   std::vector<std::unique_ptr<char[]>> chunks_;
+  std::vector<uint32_t> chunk_bytes_;  // allocated size of each chunk (an item is under 4 GiB)
+  std::vector<uint32_t> chunk_used_;   // bytes handed out of each chunk
   size_t last_chunk_bytes_ = 0;
   size_t used_in_last_ = 0;
   size_t allocated_bytes_ = 0;
@@ -341,6 +362,10 @@ struct alignas(64) Shard {
 
   void MaybeCompactArena() {
     if (dead_bytes < 64 * 1024 || dead_bytes * 2 < arena.used_bytes()) return;
+    CompactArena();
+  }
+
+  void CompactArena() {
     Arena fresh;
     for (uint64_t i = 0; i < capacity(); ++i) {
       if (!Full(i)) continue;
@@ -352,6 +377,118 @@ struct alignas(64) Shard {
     }
     arena = std::move(fresh);
     dead_bytes = 0;
+  }
+
+  // Checkpoint part header: groups, count, erased, dead_bytes (u64 each), chunk count, zero (u32).
+  static constexpr size_t kPartHeaderBytes = 40;
+  static constexpr size_t kChunkEntryBytes = 8;  // allocated bytes u32, used bytes u32
+
+  uint64_t CheckpointBytes() const {
+    uint64_t n = kPartHeaderBytes + kChunkEntryBytes * arena.chunks() + groups * sizeof(Group);
+    for (size_t c = 0; c < arena.chunks(); ++c) n += arena.chunk_used(c);
+    return n;
+  }
+
+  Status Save(const std::function<Status(std::string_view)>& write) const {
+    VARVE_CHECK(!seqs);  // recovery is over
+    std::string head;
+    PutFixed64(&head, groups);
+    PutFixed64(&head, count);
+    PutFixed64(&head, erased);
+    PutFixed64(&head, dead_bytes);
+    PutFixed32(&head, static_cast<uint32_t>(arena.chunks()));
+    PutFixed32(&head, 0);
+    for (size_t c = 0; c < arena.chunks(); ++c) {
+      PutFixed32(&head, arena.chunk_bytes(c));
+      PutFixed32(&head, arena.chunk_used(c));
+    }
+    VARVE_RETURN_IF_ERROR(write(head));
+    if (groups != 0) {
+      VARVE_RETURN_IF_ERROR(write(
+          std::string_view(reinterpret_cast<const char*>(table.get()), groups * sizeof(Group))));
+    }
+    for (size_t c = 0; c < arena.chunks(); ++c) {
+      VARVE_RETURN_IF_ERROR(write(std::string_view(arena.chunk_data(c), arena.chunk_used(c))));
+    }
+    return Status::Ok();
+  }
+
+  // Into an empty shard; left empty on error.
+  Status Load(uint64_t bytes, const std::function<Status(char*, size_t)>& read) {
+    Status s = LoadParts(bytes, read);
+    if (!s.ok()) {
+      table.reset();
+      groups = count = erased = dead_bytes = 0;
+      arena = Arena();
+    }
+    published_count.store(count, std::memory_order_relaxed);
+    prefetch_table.store(table.get(), std::memory_order_relaxed);
+    prefetch_groups.store(groups, std::memory_order_relaxed);
+    return s;
+  }
+
+  Status LoadParts(uint64_t bytes, const std::function<Status(char*, size_t)>& read) {
+    auto bad = [](const std::string& what) {
+      return Status::Corruption("index checkpoint part: " + what);
+    };
+    if (bytes < kPartHeaderBytes) return bad("shorter than its header");
+    char head[kPartHeaderBytes];
+    VARVE_RETURN_IF_ERROR(read(head, sizeof(head)));
+    uint64_t n_groups = DecodeFixed64(head);
+    uint64_t n_count = DecodeFixed64(head + 8);
+    uint64_t n_erased = DecodeFixed64(head + 16);
+    uint64_t n_dead = DecodeFixed64(head + 24);
+    uint32_t n_chunks = DecodeFixed32(head + 32);
+    // Every size is checked against bytes (the part's length) before anything is allocated.
+    uint64_t left = bytes - kPartHeaderBytes;
+    if (n_chunks > Arena::kMaxChunks || uint64_t{n_chunks} * kChunkEntryBytes > left ||
+        n_groups > (left - uint64_t{n_chunks} * kChunkEntryBytes) / sizeof(Group)) {
+      return bad("sizes beyond its length");
+    }
+    std::string chunk_table(size_t{n_chunks} * kChunkEntryBytes, '\0');
+    VARVE_RETURN_IF_ERROR(read(chunk_table.data(), chunk_table.size()));
+    uint64_t arena_bytes = 0;
+    for (uint32_t c = 0; c < n_chunks; ++c) {
+      uint32_t size = DecodeFixed32(chunk_table.data() + 8 * c);
+      uint32_t used = DecodeFixed32(chunk_table.data() + 8 * c + 4);
+      if (used > size || (size > Arena::kMaxChunkBytes && used != size)) return bad("chunk size");
+      arena_bytes += used;
+    }
+    if (left != chunk_table.size() + n_groups * sizeof(Group) + arena_bytes) {
+      return bad("length does not match its sizes");
+    }
+    if (n_count + n_erased > n_groups * kGroupSlots) return bad("more items than slots");
+    table = n_groups == 0 ? nullptr : std::unique_ptr<Group[]>(new Group[n_groups]);
+    groups = n_groups;
+    if (n_groups != 0) {
+      VARVE_RETURN_IF_ERROR(read(reinterpret_cast<char*>(table.get()), n_groups * sizeof(Group)));
+    }
+    for (uint32_t c = 0; c < n_chunks; ++c) {
+      uint32_t size = DecodeFixed32(chunk_table.data() + 8 * c);
+      uint32_t used = DecodeFixed32(chunk_table.data() + 8 * c + 4);
+      VARVE_RETURN_IF_ERROR(read(arena.AddLoadedChunk(size, used), used));
+    }
+    // Every reference must lie in its chunk's written bytes (the checksum, which the caller
+    // checks, covers the items themselves).
+    uint64_t full = 0, marked_erased = 0;
+    for (uint64_t i = 0; i < capacity(); ++i) {
+      uint8_t c = Ctrl(i);
+      if (c == kErased) ++marked_erased;
+      if (c == kEmpty || c == kErased) continue;
+      if ((c & 0x80) != 0) return bad("bad control byte");
+      uint32_t r = Ref(i) - 1;
+      size_t chunk = r >> Arena::kOffsetBits;
+      if (Ref(i) == 0 || chunk >= n_chunks ||
+          (r & (Arena::kMaxChunkBytes - 1)) + 10 > arena.chunk_used(chunk)) {
+        return bad("reference out of its arena");
+      }
+      ++full;
+    }
+    if (full != n_count || marked_erased != n_erased) return bad("counts do not match its table");
+    count = n_count;
+    erased = n_erased;
+    dead_bytes = n_dead;
+    return Status::Ok();
   }
 
   uint64_t MemoryBytes() const {
@@ -525,6 +662,58 @@ class HashIndex final : public Index {
         fn(KeyOf(p), DecodeEntry(p));
       }
     }
+  }
+
+  uint64_t CheckpointLayout() const override {
+    // "HIX" | version 1 (XXH3-64 seed 0, items as above) | shard bits | group slots | arena
+    // offset bits | byte order: any change of these gives another value.
+    return (uint64_t{0x484958} << 40) | (uint64_t{1} << 32) | (uint64_t{kShardBits} << 24) |
+           (uint64_t{kGroupSlots} << 16) | (uint64_t{Arena::kOffsetBits} << 8) |
+           (std::endian::native == std::endian::little ? 1 : 2);
+  }
+  uint32_t CheckpointParts() const override { return kShards; }
+
+  void PrepareCheckpoint() override {
+    for (size_t n = 0; n < kShards; ++n) {
+      Shard& s = shards_[n];
+      std::unique_lock lock(s.mu);
+      if (s.count == 0) {  // nothing to keep (a store with few keys leaves most shards empty)
+        s.table.reset();
+        s.groups = s.erased = s.dead_bytes = 0;
+        s.arena = Arena();
+        s.prefetch_table.store(nullptr, std::memory_order_relaxed);
+        s.prefetch_groups.store(0, std::memory_order_relaxed);
+        continue;
+      }
+      if (s.dead_bytes * 16 > s.arena.used_bytes()) s.CompactArena();
+      // A table that grew by half in a run sits between 0.58 and 0.875 full; a load from hints
+      // sizes it near 0.85.
+      if (s.erased != 0 ||
+          static_cast<double>(s.count) < 0.75 * static_cast<double>(s.capacity())) {
+        s.Rehash(Shard::SlotsFor(s.count, kReserveLoad));
+      }
+    }
+  }
+
+  uint64_t CheckpointPartBytes(uint32_t part) const override {
+    const Shard& s = shards_[part];
+    std::shared_lock lock(s.mu);
+    return s.CheckpointBytes();
+  }
+
+  Status SaveCheckpointPart(uint32_t part,
+                            const std::function<Status(std::string_view)>& write) const override {
+    const Shard& s = shards_[part];
+    std::shared_lock lock(s.mu);
+    return s.Save(write);
+  }
+
+  Status LoadCheckpointPart(uint32_t part, uint64_t bytes,
+                            const std::function<Status(char*, size_t)>& read) override {
+    Shard& s = shards_[part];
+    std::unique_lock lock(s.mu);
+    VARVE_CHECK(s.count == 0 && s.groups == 0 && s.arena.chunks() == 0 && !s.seqs);
+    return s.Load(bytes, read);
   }
 
   void FinishRecovery() override {

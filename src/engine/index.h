@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "varve/options.h"
+#include "varve/status.h"
 
 namespace varve {
 
@@ -78,6 +79,32 @@ class Index {
       const std::function<void(std::string_view, const IndexEntry&)>& fn) const = 0;
   // Ends recovery: removes the entries marked tombstone and frees what PutIfNewer kept.
   virtual void FinishRecovery() = 0;
+
+  // Checkpoint (the INDEX file, docs/format.md): the index as it lies in memory, in parts that
+  // load with large sequential reads and no hashing. Only the hash index supports it; none of
+  // these may run concurrently with any other use of the index.
+  //
+  // Names the in-memory layout (shard count, group and item format, hash function, byte order):
+  // a checkpoint of another layout cannot be loaded. 0 = no checkpoint support.
+  virtual uint64_t CheckpointLayout() const { return 0; }
+  virtual uint32_t CheckpointParts() const { return 0; }
+  // Drops the slack a long run leaves (erased slots, removed items, a sparse table) so that the
+  // checkpoint, and the index it loads into, are no larger than a fresh load from hints.
+  virtual void PrepareCheckpoint() {}
+  // Bytes SaveCheckpointPart hands over for part.
+  virtual uint64_t CheckpointPartBytes(uint32_t part) const { return 0; }
+  // Hands part's bytes to write in order, in pieces.
+  virtual Status SaveCheckpointPart(uint32_t part,
+                                    const std::function<Status(std::string_view)>& write) const {
+    return Status::NotSupported("index checkpoint");
+  }
+  // Replaces part (which must be empty) with the bytes bytes that read(dst, n) hands over in
+  // order. Corruption if they do not describe a part (the caller checks their checksum too);
+  // the part is then left empty.
+  virtual Status LoadCheckpointPart(uint32_t part, uint64_t bytes,
+                                    const std::function<Status(char*, size_t)>& read) {
+    return Status::NotSupported("index checkpoint");
+  }
 };
 
 }  // namespace varve

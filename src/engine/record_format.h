@@ -47,6 +47,13 @@ constexpr uint64_t kMaxSegmentBytes = 2048ull << 20;
 constexpr size_t kHintFooterBytes = 24;
 constexpr uint32_t kHintEndMagic = 0x32544e48;  // "HNT2"
 
+// INDEX file (index checkpoint): file header (segment_id 0, base_seq = last sequence) |
+// index parts | meta | footer: meta_bytes u64 | meta XXH3-64 u64 | zero u32 | end magic u32.
+constexpr std::string_view kIndexFileName = "INDEX";
+constexpr std::string_view kIndexMagic = "VARVIDX1";
+constexpr size_t kIndexFooterBytes = 24;
+constexpr uint32_t kIndexEndMagic = 0x31584449;  // "IDX1"
+
 // OBSOLETE file: file header (segment_id 0) | count u32 | count x segment_id u32 | crc u32
 // (masked CRC32C of all bytes before it). Lists compaction inputs being deleted.
 

@@ -39,8 +39,11 @@ Status DBImpl::Recover() {
   }
   VARVE_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir_));
   VARVE_ASSIGN_OR_RETURN(lock_, env_->LockFile(dir_ + "/LOCK"));
+  // A deletion the last run did not finish: that run did not close cleanly.
+  const bool obsolete_pending = env_->FileExists(dir_ + "/OBSOLETE");
   VARVE_RETURN_IF_ERROR(FinishObsolete());
   VARVE_ASSIGN_OR_RETURN(tables_, TableLayers::Open(env_, dir_));
+  tables_generation_at_open_ = tables_->Current()->generation;
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
   std::set<uint32_t> segment_ids = SegmentIdsIn(names);
@@ -78,6 +81,7 @@ Status DBImpl::Recover() {
 
   // Open every segment and check its header.
   std::vector<std::shared_ptr<Segment>> segs;
+  std::map<uint32_t, uint32_t> header_checksums;
   uint64_t base_seq = 0;
   for (uint32_t id : segment_ids) {
     auto seg = std::make_shared<Segment>();
@@ -105,6 +109,7 @@ Status DBImpl::Recover() {
                                 std::to_string(fh.segment_id));
     }
     seg->compaction_output = (fh.flags & kFileFlagCompactionOutput) != 0;
+    header_checksums[id] = SegmentHeaderChecksum(header);
     base_seq = std::max(base_seq, fh.base_seq);
     seg->size_bytes = size;
     seg->reader->AdviseRandom();
@@ -116,60 +121,33 @@ Status DBImpl::Recover() {
     if (!seg->compaction_output) tail = seg;  // the newest segment the writer appended to
   }
 
-  uint64_t expected_keys = 0;
-  for (const auto& seg : segs) {
-    loading_[seg->id] = seg.get();
-    auto prefix = hint_prefixes_.find(seg->id);
-    expected_keys += prefix != hint_prefixes_.end()
-                         ? prefix->second.count
-                         : HintEntryCount(env_, dir_ + "/" + HintFileName(seg->id));
-  }
-  index_->Reserve(expected_keys);
-
-  // Load segments in parallel, largest first.
-  std::vector<std::shared_ptr<Segment>> order = segs;
-  std::sort(order.begin(), order.end(),
-            [](const auto& a, const auto& b) { return a->size_bytes > b->size_bytes; });
-  unsigned threads = options_.open_threads != 0 ? options_.open_threads
-                                                : std::max(1u, std::thread::hardware_concurrency());
-  threads = std::min<unsigned>(threads, std::max<size_t>(1, order.size()));
-  std::atomic<size_t> next{0};
-  std::mutex err_mu;
-  Status first_error;
-  auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < order.size();) {
-      bool truncated = false;
-      Status s = LoadSegment(order[i], order[i] == tail, &truncated);
-      if (!s.ok()) {
-        std::lock_guard lock(err_mu);
-        if (first_error.ok()) first_error = s;
-      }
+  const uint64_t open_start_us = NowSteadyUs();
+  const std::string checkpoint = IndexCheckpointPath();
+  const bool have_checkpoint = env_->FileExists(checkpoint);
+  if (have_checkpoint && options_.index_checkpoint && index_->CheckpointLayout() != 0) {
+    Status s = obsolete_pending ? Status::Corruption(checkpoint + ": stale (OBSOLETE present)")
+                                : LoadIndexCheckpoint(segs, header_checksums);
+    if (s.ok()) {
+      index_from_checkpoint_ = true;
+    } else {
+      LogWarning(s.ToString() + "; ignoring it");
+      index_ = Index::Create(options_.index);
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  }
+  // Used or not, it goes before the first write (DropIndexCheckpoint); an open that only reads
+  // leaves it valid (removing it here would cost a directory sync, which on ext4 can wait for
+  // the writeback of every dirty page a previous run left).
+  checkpoint_on_disk_.store(have_checkpoint);
+  if (!index_from_checkpoint_) VARVE_RETURN_IF_ERROR(LoadIndexFromSegments(segs, tail));
   hint_prefixes_.clear();
-  VARVE_RETURN_IF_ERROR(first_error);
-
-  // Deletes of keys that a table holds stay in the index (they hide the table's record).
-  std::vector<std::pair<std::string, IndexEntry>> shadows;
-  if (!tables_->empty()) {
-    index_->ForEach([&](std::string_view key, const IndexEntry& e) {
-      if (e.tombstone() && TablesHold(key)) shadows.emplace_back(std::string(key), e);
-    });
+  const uint64_t load_ms = (NowSteadyUs() - open_start_us) / 1000;
+  if (load_ms >= 100) {  // a store large enough for the path to matter
+    LogInfo(dir_ + ": index of " + std::to_string(index_->Size()) + " entries loaded from " +
+            (index_from_checkpoint_ ? std::string(kIndexFileName)
+                                    : std::string("hint files and segment scans")) +
+            " in " + std::to_string(load_ms) + " ms");
   }
-  index_->FinishRecovery();
-  index_tombstones_.store(static_cast<int64_t>(shadows.size()), std::memory_order_relaxed);
-  for (auto& [key, e] : shadows) {
-    IndexEntry old;
-    index_->Put(key, e, &old);
-    auto it = loading_.find(e.segment);
-    if (it != loading_.end()) it->second->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
-  }
-  loading_.clear();
-  uint64_t max_seq = base_seq;
+  uint64_t max_seq = std::max(base_seq, last_seq_.load());
   uint32_t max_id = 0;
   for (const auto& seg : segs) {
     max_seq = std::max(max_seq, seg->max_seq.load());
@@ -229,6 +207,64 @@ Status DBImpl::Recover() {
   if (options_.durability == Durability::kInterval || options_.durability == Durability::kBatch) {
     sync_thread_ = std::thread([this] { SyncLoop(); });
   }
+  return Status::Ok();
+}
+
+Status DBImpl::LoadIndexFromSegments(const std::vector<std::shared_ptr<Segment>>& segs,
+                                     const std::shared_ptr<Segment>& tail) {
+  uint64_t expected_keys = 0;
+  for (const auto& seg : segs) {
+    loading_[seg->id] = seg.get();
+    auto prefix = hint_prefixes_.find(seg->id);
+    expected_keys += prefix != hint_prefixes_.end()
+                         ? prefix->second.count
+                         : HintEntryCount(env_, dir_ + "/" + HintFileName(seg->id));
+  }
+  index_->Reserve(expected_keys);
+
+  // Load segments in parallel, largest first.
+  std::vector<std::shared_ptr<Segment>> order = segs;
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a->size_bytes > b->size_bytes; });
+  unsigned threads = options_.open_threads != 0 ? options_.open_threads
+                                                : std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min<unsigned>(threads, std::max<size_t>(1, order.size()));
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  Status first_error;
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < order.size();) {
+      bool truncated = false;
+      Status s = LoadSegment(order[i], order[i] == tail, &truncated);
+      if (!s.ok()) {
+        std::lock_guard lock(err_mu);
+        if (first_error.ok()) first_error = s;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  hint_prefixes_.clear();
+  VARVE_RETURN_IF_ERROR(first_error);
+
+  // Deletes of keys that a table holds stay in the index (they hide the table's record).
+  std::vector<std::pair<std::string, IndexEntry>> shadows;
+  if (!tables_->empty()) {
+    index_->ForEach([&](std::string_view key, const IndexEntry& e) {
+      if (e.tombstone() && TablesHold(key)) shadows.emplace_back(std::string(key), e);
+    });
+  }
+  index_->FinishRecovery();
+  index_tombstones_.store(static_cast<int64_t>(shadows.size()), std::memory_order_relaxed);
+  for (auto& [key, e] : shadows) {
+    IndexEntry old;
+    index_->Put(key, e, &old);
+    auto it = loading_.find(e.segment);
+    if (it != loading_.end()) it->second->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
+  }
+  loading_.clear();
   return Status::Ok();
 }
 

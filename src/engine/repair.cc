@@ -165,8 +165,10 @@ Status RepairStore(Env* env, const std::string& dir, RepairReport* report) {
     }
     VARVE_RETURN_IF_ERROR(env->CreateDirIfMissing(lost));
     std::string kept = lost + "/" + SegmentFileName(id) + "." + std::to_string(NowUnixMs());
-    // The hint, and a checkpoint of an unfinished one, describe the old layout.
-    for (const std::string& stale : {hint, dir + "/" + HintMarkFileName(id)}) {
+    // The hint, a checkpoint of an unfinished one, and the index checkpoint (checked by size and
+    // header only) describe the old layout.
+    for (const std::string& stale : {hint, dir + "/" + HintMarkFileName(id),
+                                     dir + "/" + std::string(format::kIndexFileName)}) {
       if (env->FileExists(stale)) VARVE_RETURN_IF_ERROR(env->RemoveFile(stale));
     }
     VARVE_RETURN_IF_ERROR(env->RenameFile(path, kept));

@@ -9,6 +9,7 @@
 #include "engine/record.h"
 #include "engine/segment_io.h"
 #include "testutil/temp_dir.h"
+#include "varve/db.h"
 #include "varve/env.h"
 
 namespace varve {
@@ -99,6 +100,40 @@ TEST(GoldenTest, HintEntries) {
   EXPECT_EQ(file.substr(0, 8), "VARVHNT2");
   EXPECT_EQ(file.substr(format::kFileHeaderBytes, want.size()), want);
   EXPECT_EQ(file.substr(file.size() - 4), "HNT2");
+}
+
+// The INDEX example: a store holding only "hello" -> "world", closed cleanly.
+TEST(GoldenTest, IndexCheckpoint) {
+  testing::TempDir tmp;
+  {
+    Result<std::unique_ptr<DB>> db = DB::Open(Options{}, tmp.path());
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Put("hello", "world").ok());
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  std::ifstream f(tmp.path() + "/INDEX", std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string got = ss.str();
+  ASSERT_EQ(got.size(), 16639u);
+  EXPECT_EQ(got.substr(0, 32), Bytes({0x56, 0x41, 0x52, 0x56, 0x49, 0x44, 0x58, 0x31, 0x01, 0,    0,
+                                      0,    0,    0,    0,    0,    0,    0,    0,    0,    0x01, 0,
+                                      0,    0,    0,    0,    0,    0,    0xa4, 0x07, 0xd3, 0x6f}));
+  EXPECT_EQ(got.substr(32, 40), std::string(40, '\0'));
+  std::string part =
+      Bytes({0x01, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0}) + std::string(16, '\0') +
+      Bytes({0x01, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 0x0f, 0, 0, 0, 0x2a}) +
+      std::string(11, '\x80') + std::string(4, '\xff') + Bytes({0x01}) + std::string(47, '\0') +
+      Bytes({0x01, 0, 0, 0, 0x20, 0, 0, 0, 0x32, 0x05}) + "hello";
+  EXPECT_EQ(got.substr(0x1768, 127), part);
+  EXPECT_EQ(
+      got.substr(0x2877, 48),
+      Bytes({0x01, 0x14, 0x0c, 0x08, 0x01, 0x58, 0x49, 0x48, 0x01, 0, 0, 0, 0, 0, 0, 0}) +
+          std::string(16, '\0') +
+          Bytes({0xc2, 0x94, 0xd3, 0x38, 0x05, 0x80, 0x06, 0x2d, 0x01, 0, 0, 0, 0, 0x01, 0, 0}));
+  EXPECT_EQ(got.substr(got.size() - 24),
+            Bytes({0x70, 0x18, 0,    0,    0, 0, 0, 0, 0x7d, 0xfe, 0x00, 0x02,
+                   0x39, 0x93, 0xf7, 0xc4, 0, 0, 0, 0, 0x49, 0x44, 0x58, 0x31}));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/check.h"
+#include "testutil/options.h"
 #include "testutil/store_files.h"
 #include "testutil/temp_dir.h"
 #include "varve/db.h"
@@ -28,9 +29,7 @@ using testing::SegmentFiles;
 using testing::TempDir;
 
 Options Opts(bool mmap_writes = true) {
-  Options o;
-  o.segment_size_bytes = 1 << 20;
-  o.background_compaction = false;
+  Options o = testing::SmallSegmentOptions();
   o.mmap_writes = mmap_writes;
   return o;
 }
