@@ -20,8 +20,8 @@ void DBImpl::MaintenanceLoop() {
     bg_cv_.wait_for(lock, std::chrono::milliseconds(options_.compaction_check_interval_ms));
     if (bg_stop_) break;
     lock.unlock();
-    Status s = CheckpointActiveHint();
-    if (!s.ok()) LogWarning("hint checkpoint: " + s.ToString());
+    Status s = MarkActiveHint();
+    if (!s.ok()) LogWarning("hint mark: " + s.ToString());
     s = WriteMissingHints();
     if (!s.ok()) LogWarning("writing hint files: " + s.ToString());
     if (options_.background_compaction) {
@@ -130,7 +130,7 @@ Status DBImpl::WriteHintFromScan(const std::shared_ptr<Segment>& seg) {
 
 Status DBImpl::WriteHint(const std::shared_ptr<Segment>& seg) {
   std::unique_ptr<HintWriter> hint = std::move(seg->hint_writer);
-  // The finished hint (or the scan) replaces the checkpoint.
+  // The finished hint (or the scan) replaces the mark.
   std::string mark = dir_ + "/" + HintMarkFileName(seg->id);
   if (env_->FileExists(mark)) env_->RemoveFile(mark).ok();
   if (hint != nullptr && (seg->damaged.load() || seg->hint_failed.load())) {
@@ -151,7 +151,7 @@ Status DBImpl::WriteHint(const std::shared_ptr<Segment>& seg) {
   return Status::Ok();
 }
 
-Status DBImpl::CheckpointActiveHint() {
+Status DBImpl::MarkActiveHint() {
   std::lock_guard lock(compaction_mu_);  // against Compact() deleting a just-sealed segment
   std::shared_ptr<Segment> seg;
   std::shared_ptr<WritableFile> file;
@@ -164,7 +164,7 @@ Status DBImpl::CheckpointActiveHint() {
     return Status::Ok();
   }
   // Every eighth of a segment (32 MiB by default): after a crash, at most that much of the
-  // segment is scanned, and each checkpoint costs two syncs.
+  // segment is scanned, and each mark costs two syncs.
   const uint64_t step = std::max<uint64_t>(options_.segment_size_bytes / 8, 64 << 10);
   if (seg->size_bytes.load() < seg->hint_marked_bytes + step) return Status::Ok();
   HintWriter::Progress progress;

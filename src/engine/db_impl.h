@@ -52,12 +52,12 @@ struct Segment {
   // A writer segment created by this process: the hint built as records are appended (by the
   // group-commit leader while the segment is active, then finished by the maintenance thread
   // or at close), so sealing needs no scan of the segment. hint_mu orders the leader's Add with
-  // the maintenance thread's checkpoints (hint.mark files); hint_failed: an Add failed, so the
+  // the maintenance thread's marks (.hint.mark files); hint_failed: an Add failed, so the
   // hint is built by a scan instead. Only the maintenance thread (or Close) destroys it.
   std::unique_ptr<HintWriter> hint_writer;
   std::mutex hint_mu;
   std::atomic<bool> hint_failed{false};
-  uint64_t hint_marked_bytes = 0;  // segment bytes the last checkpoint covers (maintenance)
+  uint64_t hint_marked_bytes = 0;  // segment bytes the last mark covers (maintenance)
 
   uint64_t data_bytes() const;
   void NoteSeq(uint64_t seq);
@@ -216,9 +216,9 @@ class DBImpl final : public DB {
   Status WriteHint(const std::shared_ptr<Segment>& seg);
   // Adds the hint entries of records just appended to the active segment.
   void AddHintEntries(const std::vector<Applied>& applied);
-  // Maintenance: checkpoints the active segment's hint once enough was appended since the last
-  // one, so that an open after a crash scans only the segment's end.
-  Status CheckpointActiveHint();
+  // Maintenance: marks the active segment's hint (MarkActiveHint) once enough was appended since
+  // the last one, so that an open after a crash scans only the segment's end.
+  Status MarkActiveHint();
   // Recovery: loads the entries read hands over (ReadHintFileBatched or ParseHintBatched) into
   // the index; *max_seq: the newest sequence among them (0 if none).
   using HintBatchFn = std::function<void(const HintEntry*, size_t)>;
@@ -263,7 +263,7 @@ class DBImpl final : public DB {
   // Owned by the group-commit leader.
   std::shared_ptr<Segment> active_;
   std::shared_ptr<Segment> active_for_bg_;        // active_, for the maintenance thread (file_mu_)
-  std::map<uint32_t, HintPrefix> hint_prefixes_;  // recovery: checkpoints of unfinished hints
+  std::map<uint32_t, HintPrefix> hint_prefixes_;  // recovery: marked parts of unfinished hints
   std::string write_buf_;
   std::string scratch_;
   std::vector<Applied> applied_;

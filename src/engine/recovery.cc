@@ -47,9 +47,9 @@ Status DBImpl::Recover() {
   VARVE_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
 
   std::set<uint32_t> segment_ids = SegmentIdsIn(names);
-  // Checkpoints of hints still being built at a crash (the writer's segment, or one sealed just
+  // Marks of hints still being built at a crash (the writer's segment, or one sealed just
   // before): read before their temporary files go; the segment is then scanned only after the
-  // part a checkpoint covers.
+  // part a mark covers.
   const std::set<std::string> name_set(names.begin(), names.end());
   for (uint32_t id : segment_ids) {
     if (!name_set.contains(HintMarkFileName(id)) || name_set.contains(HintFileName(id))) continue;

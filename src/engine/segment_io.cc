@@ -355,7 +355,7 @@ Status ReadHintPrefix(Env* env, const std::string& dir, uint32_t segment_id, Hin
   std::string mark_path = dir + "/" + HintMarkFileName(segment_id);
   std::string tmp_path = dir + "/" + HintFileName(segment_id) + ".tmp";
   if (!env->FileExists(mark_path) || !env->FileExists(tmp_path)) {
-    return Status::NotFound(mark_path + ": no hint checkpoint");
+    return Status::NotFound(mark_path + ": no hint mark");
   }
   char mark[kHintMarkBytes];
   {
@@ -380,7 +380,7 @@ Status ReadHintPrefix(Env* env, const std::string& dir, uint32_t segment_id, Hin
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, env->NewRandomAccessFile(tmp_path));
   VARVE_ASSIGN_OR_RETURN(uint64_t tmp_size, f->Size());
   if (file_bytes < kFileHeaderBytes || file_bytes > tmp_size) {
-    return Status::Corruption(tmp_path + ": shorter than its checkpoint (" +
+    return Status::Corruption(tmp_path + ": shorter than its mark says (" +
                               std::to_string(tmp_size) + " of " + std::to_string(file_bytes) +
                               " bytes)");
   }

@@ -115,7 +115,7 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
                         uint64_t segment_bytes,
                         const std::function<void(const HintEntry*, size_t)>& fn);
 
-// A hint being built, as its last checkpoint (the .hint.mark file) describes it: the checked
+// A hint being built, as its last mark (the .hint.mark file) describes it: the checked
 // bytes of its temporary file, completed with a footer into a hint of the segment's first
 // segment_bytes bytes (durable in the segment before the mark was written).
 struct HintPrefix {

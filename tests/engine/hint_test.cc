@@ -114,9 +114,9 @@ void FlipByte(const std::string& file, uint64_t offset) {
   f.put(static_cast<char>(c ^ 0x40));
 }
 
-class HintCheckpointTest : public ::testing::Test {
+class HintMarkTest : public ::testing::Test {
  protected:
-  // Fills most of the first segment, waits for a checkpoint of its hint, and leaves a copy of
+  // Fills most of the first segment, waits for a mark of its hint, and leaves a copy of
   // the files in crashed_ while the store is still open (no close-time hint).
   void SetUp() override {
     Options o = Opts();
@@ -132,14 +132,14 @@ class HintCheckpointTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ASSERT_TRUE(fs::exists(mark));
-    // Records after the checkpoint, which only a scan finds.
+    // Records after the mark, which only a scan finds.
     for (int i = 0; i < 100; ++i) {
       std::string k = "late-" + std::to_string(i);
       ASSERT_TRUE(db_->Put(k, "late").ok());
       model_[k] = "late";
     }
     ASSERT_TRUE(db_->Sync().ok());
-    // The checkpoint may move on while the files are copied; wait for it to be quiet.
+    // The mark may move on while the files are copied; wait for it to be quiet.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     CopyFiles(live_.path(), crashed_.path());
     ASSERT_TRUE(fs::exists(crashed_.path() + "/0000000001.hint.tmp"));
@@ -149,7 +149,7 @@ class HintCheckpointTest : public ::testing::Test {
   }
   static Options Opts() {
     Options o;
-    o.segment_size_bytes = 1 << 20;  // a checkpoint every 128 KiB
+    o.segment_size_bytes = 1 << 20;  // a mark every 128 KiB
     o.background_compaction = false;
     o.compaction_check_interval_ms = 5;
     return o;
@@ -166,9 +166,9 @@ class HintCheckpointTest : public ::testing::Test {
   std::map<std::string, std::string> model_;
 };
 
-TEST_F(HintCheckpointTest, OpenAfterACrashLoadsTheCheckpointAndScansTheRest) {
+TEST_F(HintMarkTest, OpenAfterACrashLoadsTheMarkedEntriesAndScansTheRest) {
   // A flipped byte in the first record's value: a scan would drop that record, while a read
-  // through the checkpoint's entry finds it and fails its checksum. So this tells the two apart.
+  // through the marked hint entry finds it and fails its checksum. So this tells the two apart.
   FlipByte(crashed_.path() + "/0000000001.vlog", 32 + 40);
   auto db = std::move(DB::Open(Opts(), crashed_.path())).value();
   EXPECT_TRUE(db->Get("key-0").status().IsCorruption()) << db->Get("key-0").status().ToString();
@@ -182,15 +182,15 @@ TEST_F(HintCheckpointTest, OpenAfterACrashLoadsTheCheckpointAndScansTheRest) {
   ASSERT_TRUE(db->Close().ok());
 }
 
-TEST_F(HintCheckpointTest, DamagedCheckpointMeansAFullScan) {
+TEST_F(HintMarkTest, DamagedMarkMeansAFullScan) {
   FlipByte(crashed_.path() + "/0000000001.hint.tmp", 40);  // an entry the mark's crc covers
   auto db = std::move(DB::Open(Opts(), crashed_.path())).value();
   ExpectModel(db.get());
   EXPECT_EQ(db->GetStats().keys, model_.size());
 }
 
-TEST_F(HintCheckpointTest, CheckpointBeyondTheSegmentMeansAFullScan) {
-  // The segment lost its end after the checkpoint was written (the mark is then not trusted).
+TEST_F(HintMarkTest, MarkBeyondTheSegmentMeansAFullScan) {
+  // The segment lost its end after the mark was written (the mark is then not trusted).
   std::string seg = crashed_.path() + "/0000000001.vlog";
   fs::resize_file(seg, 20000);
   auto db = std::move(DB::Open(Opts(), crashed_.path())).value();
