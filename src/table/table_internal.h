@@ -50,6 +50,12 @@ TableCompression CompressBlock(TableCompression c, int zstd_level, std::string_v
 // Decompresses exactly raw_size bytes into *out. False if the input is damaged.
 bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size, std::string* out);
 
+// Decompresses the first want (<= raw_size) bytes of an lz4 block of raw_size bytes into *out
+// (grown to raw_size if smaller). Returns the bytes decoded (fewer than want: the block is
+// damaged), or a negative number if the input is damaged.
+int64_t DecompressLz4Prefix(std::string_view in, uint64_t raw_size, uint64_t want,
+                            std::string* out);
+
 // A file written sequentially through a buffer.
 class BufferedWriter {
  public:

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -76,10 +77,12 @@ struct BlockView {
   }
 };
 
-// Decodes the record at off in raw (bounded by the block's end); false if it does not fit.
-bool DecodeRecordAt(std::string_view raw, uint64_t off, RecordView* r) {
-  const char* p = raw.data() + off;
-  const char* limit = raw.data() + raw.size() - 4;
+// Decodes the record at off in a raw block whose first `end` bytes are at raw (end: before the
+// block's count, or the end of a decoded prefix); false if it does not fit before end.
+bool DecodeRecordAt(const char* raw, uint64_t end, uint64_t off, RecordView* r) {
+  if (off >= end) return false;
+  const char* p = raw + off;
+  const char* limit = raw + end;
   uint64_t klen, vword;
   p = DecodeVarint64(p, limit, &klen);
   if (p == nullptr) return false;
@@ -258,6 +261,9 @@ class TableReaderImpl final : public TableReader,
       CopyOut(&p.min_key, FirstKey(0));
       CopyOut(&p.max_key, MaxKey());
     }
+    // Twice the mean record (key, value and two varints), and at least 64 bytes.
+    const uint64_t mean = p.entries == 0 ? 0 : (p.key_bytes + p.value_bytes) / p.entries + 4;
+    record_guess_ = std::max<uint64_t>(64, 2 * std::min<uint64_t>(mean, kMaxRawBlockSize));
     const uint64_t pages = (data_end_ >> kVerifyPageShift) + 1;
     verified_ = std::make_unique<std::atomic<uint64_t>[]>((pages + 63) / 64);
     return Status::Ok();
@@ -414,17 +420,34 @@ class TableReaderImpl final : public TableReader,
     std::string_view raw;
     const uint64_t start = BlockOffset(b);
     const uint64_t end = BlockOffset(b + 1);
-    if (BlockType(b) == TableCompression::kNone && Verified(start, end)) {
+    const TableCompression type = BlockType(b);
+    if (type == TableCompression::kNone && Verified(start, end)) {
       raw = std::string_view(data_ + start, end - kBlockTrailerSize - start);
+    } else if (type == TableCompression::kLz4 && Verified(start, end) &&
+               Lz4RecordPrefix(start, end, off, scratch, r)) {
+      return Status::Ok();
     } else {
       BlockView block;
       VARVE_RETURN_IF_ERROR(LoadBlock(b, scratch, &block, /*in_place=*/true));
       raw = block.raw;
     }
-    if (raw.size() < 4 || off >= raw.size() - 4 || !DecodeRecordAt(raw, off, r)) {
+    if (raw.size() < 4 || !DecodeRecordAt(raw.data(), raw.size() - 4, off, r)) {
       return Bad("block " + Hex(b) + ": no record at block offset " + Hex(off), start);
     }
     return Status::Ok();
+  }
+
+  // An lz4 block (verified) is decompressed only up to where the record at raw offset off
+  // likely ends (record_guess_ bytes on), not whole. False if the record does not fit in that
+  // prefix (or anything is amiss): the caller then loads the whole block, which reports damage.
+  bool Lz4RecordPrefix(uint64_t start, uint64_t end, uint64_t off, std::string* scratch,
+                       RecordView* r) const {
+    const uint64_t raw_size = DecodeFixed32(data_ + end - kBlockTrailerSize);
+    if (off + 4 >= raw_size) return false;
+    const uint64_t want = std::min(raw_size - 4, off + record_guess_);
+    const std::string_view in(data_ + start, end - kBlockTrailerSize - start);
+    const int64_t n = DecompressLz4Prefix(in, raw_size, want, scratch);
+    return n == static_cast<int64_t>(want) && DecodeRecordAt(scratch->data(), want, off, r);
   }
 
   // The hash probe, one loop for both slot kinds (kDirect: direct slots); the record's bytes are
@@ -490,8 +513,9 @@ class TableReaderImpl final : public TableReader,
   uint64_t hash_offset_ = 0;
   uint64_t home_slots_ = 0;
   uint64_t physical_slots_ = 0;
-  uint64_t data_end_ = 0;  // end of the last data block
-  bool direct_ = false;    // hash slots hold file offsets (format 2, compression none)
+  uint64_t data_end_ = 0;      // end of the last data block
+  uint64_t record_guess_ = 0;  // bytes decoded past a record's start (Lz4RecordPrefix)
+  bool direct_ = false;        // hash slots hold file offsets (format 2, compression none)
   // Bit per 4 KiB page of [0, data_end_): every block overlapping the page was verified.
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
 };

@@ -66,6 +66,15 @@ bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size,
   return false;
 }
 
+int64_t DecompressLz4Prefix(std::string_view in, uint64_t raw_size, uint64_t want,
+                            std::string* out) {
+  if (raw_size > kMaxRawBlockSize || want > raw_size) return -1;
+  if (out->size() < raw_size) out->resize(raw_size);
+  const int n = LZ4_decompress_safe_partial(in.data(), out->data(), static_cast<int>(in.size()),
+                                            static_cast<int>(want), static_cast<int>(raw_size));
+  return n;
+}
+
 Result<std::unique_ptr<BufferedWriter>> BufferedWriter::Create(Env* env, const std::string& path) {
   VARVE_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
   auto w = std::make_unique<BufferedWriter>();
