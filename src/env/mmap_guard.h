@@ -27,6 +27,15 @@ void InstallSigbusHandler();
 // tls_sigbus_address names the address). The jump skips destructors: while fn reads a mapping
 // it must hold no object it created that needs destroying, and no half-finished allocation
 // (copy into a std::string after resizing it, not through assign). Regions nest.
+namespace internal {
+// fn runs out of line: code in the function that calls sigsetjmp is compiled for a second return
+// (values kept in memory, not registers), which made a table Get measurably slower.
+template <typename Fn>
+[[gnu::noinline]] void RunOutOfLine(Fn& fn) {
+  fn();
+}
+}  // namespace internal
+
 template <typename Fn>
 [[gnu::noinline]] bool RunGuarded(Fn&& fn) {
   sigjmp_buf* const outer = tls_sigbus_guard;
@@ -37,7 +46,7 @@ template <typename Fn>
   }
   tls_sigbus_guard = &jump;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  fn();
+  internal::RunOutOfLine(fn);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tls_sigbus_guard = outer;
   return true;

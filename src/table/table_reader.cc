@@ -454,7 +454,6 @@ class TableReaderImpl final : public TableReader,
   // read (and the value copied) from the mapping: run under Guarded.
   template <bool kDirect>
   Status Probe(std::string_view key, std::string* value, bool* tombstone) const {
-    thread_local std::string scratch;
     const uint64_t h = HashKey(key);
     const uint64_t fp = Fingerprint(h);
     for (uint64_t s = HomeSlot(h, home_slots_); s < physical_slots_; ++s) {
@@ -466,6 +465,7 @@ class TableReaderImpl final : public TableReader,
       if constexpr (kDirect) {
         VARVE_RETURN_IF_ERROR(DirectRecord(s, DirectSlotOffset(slot), &r));
       } else {
+        thread_local std::string scratch;  // a decompressed block
         VARVE_RETURN_IF_ERROR(BlockRecord(s, slot, &scratch, &r));
       }
       if (r.key != key) continue;  // fingerprint collision
