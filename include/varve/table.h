@@ -104,7 +104,8 @@ class TableIterator {
   virtual std::string_view key() const = 0;
   virtual std::string_view value() const = 0;  // empty for a tombstone
   virtual bool is_tombstone() const = 0;
-  // The first error met (Corruption naming file and offset); iteration stops there.
+  // The first error met (Corruption naming file and offset, IOError for a file cut short while
+  // open); iteration stops there.
   virtual Status status() const = 0;
 };
 
@@ -113,8 +114,10 @@ class TableReader {
   // Maps the file read-only and checks its header, footer, indexes and their checksums. Reads
   // table formats 1 and 2. A data block's checksum is checked when a read first touches one of
   // its 4 KiB pages, its structure when it is read; damage gives Corruption naming the file and
-  // the block's offset, never a wrong value. The file must not change while
-  // open (tables are immutable; replace them by renaming a new file into place).
+  // the block's offset, never a wrong value. The file must not change while open (tables are
+  // immutable; replace them by renaming a new file into place); one cut short while open (or a
+  // disk error under the mapping) makes reads IOError naming the file, never a crash: Open
+  // installs a SIGBUS handler (as Options::mmap_reads does) that passes other faults on.
   static Result<std::shared_ptr<TableReader>> Open(const std::string& path);
   // The same over bytes in memory (kept alive by the reader); name is used in messages.
   static Result<std::shared_ptr<TableReader>> OpenFromMemory(std::string name, std::string data);

@@ -1,15 +1,10 @@
 // POSIX implementation of the Env seam.
 #include <dirent.h>
 #include <fcntl.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "env/mmap_guard.h"
 #include "varve/env.h"
 
 namespace varve {
@@ -247,74 +243,6 @@ class PosixDirectWritableFile final : public WritableFile {
   std::thread flusher_;
 };
 
-// Reads from a file mapping raise SIGBUS when the page cannot be read (a disk error, or a file
-// cut short behind the store's back). A copy runs under a guard: the handler jumps back out of
-// it and the read falls back to pread, which reports the error. SIGBUS outside a guarded copy
-// goes to the handler that was installed before (or the default action).
-// volatile: the copy does not read it, so its stores around the copy must not be optimized out.
-thread_local sigjmp_buf* volatile tls_copy_guard = nullptr;
-struct sigaction g_previous_sigbus;
-
-void OnSigbus(int sig, siginfo_t* info, void* context) {
-  if (tls_copy_guard != nullptr) siglongjmp(*tls_copy_guard, 1);
-  if ((g_previous_sigbus.sa_flags & SA_SIGINFO) != 0 && g_previous_sigbus.sa_sigaction != nullptr) {
-    g_previous_sigbus.sa_sigaction(sig, info, context);
-    return;
-  }
-  // Not ours: restore the earlier disposition; the faulting access runs again under it.
-  ::sigaction(SIGBUS, &g_previous_sigbus, nullptr);
-}
-
-void InstallSigbusHandler() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = OnSigbus;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGBUS, &sa, &g_previous_sigbus);
-  });
-}
-
-// Runs f, which reads or writes a mapping; false if it raised SIGBUS (f is then abandoned where
-// it was: it must own nothing it would have to release).
-template <class F>
-bool Guarded(F&& f) {
-  sigjmp_buf jump;
-  if (sigsetjmp(jump, 0) != 0) {
-    tls_copy_guard = nullptr;
-    return false;
-  }
-  tls_copy_guard = &jump;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  f();
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  tls_copy_guard = nullptr;
-  return true;
-}
-
-// Copies n bytes from or to a mapping; false if the copy raised SIGBUS. forward: copy front to
-// back, so that a process killed during a copy into a shared mapping leaves a prefix of src
-// (memcpy may store the end of a large block first): recovery then sees complete records
-// followed by one torn record, never a record after a gap.
-bool GuardedCopy(char* dst, const char* src, size_t n, bool forward = false) {
-  return Guarded([&] {
-    if (!forward) {
-      std::memcpy(dst, src, n);
-    } else {
-      size_t i = 0;
-#if defined(__SSE2__)
-      for (; i + 16 <= n; i += 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-      }
-#endif
-      for (; i < n; ++i) reinterpret_cast<volatile char*>(dst)[i] = src[i];
-    }
-  });
-}
-
 // Appends by copying into a MAP_SHARED mapping: no system call per Append. The file is grown
 // ahead of the data with fallocate (blocks reserved, so a full disk is an error at the reserve,
 // not a SIGBUS at writeback) and cut back to the data at Close. A copy that raises SIGBUS
@@ -460,7 +388,7 @@ class PosixRandomAccessFile final : public RandomAccessFile {
                    void* arg) const override {
     if (!FromMapping(offset, n)) return false;
     const char* data = map_ + offset;
-    return Guarded([&] { fn(data, arg); });
+    return RunGuarded([&] { fn(data, arg); });
   }
 
   Result<uint64_t> Size() const override {

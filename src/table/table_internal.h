@@ -64,6 +64,7 @@ struct BlockView {
   std::string_view raw;
   uint32_t count = 0;
   uint64_t records_end = 0;
+  uint64_t start = 0;  // the block's file offset, for messages
 
   // Decodes record i; false if it does not exactly fill its slot.
   bool Record(uint32_t i, RecordView* r) const {
@@ -98,9 +99,9 @@ class BlockIterator : public TableIterator {
   // True on the first record of a block.
   virtual bool AtBlockStart() const = 0;
   // The current block, decoded (checksum verified), and as stored in the file (trailer
-  // included).
+  // included; a copy, valid until the iterator moves; IOError if the file was cut short).
   virtual const BlockView& Block() const = 0;
-  virtual std::string_view StoredBlock() const = 0;
+  virtual Result<std::string_view> StoredBlock() = 0;
   // Moves to the first record of the next block.
   virtual void NextBlock() = 0;
 };
@@ -115,6 +116,12 @@ class TableBuilderInternal : public TableBuilder {
   virtual Result<bool> AddBlock(const BlockView& block, std::string_view stored,
                                 bool allow_tombstones) = 0;
 };
+
+// Decompresses the first want (<= raw_size) bytes of an lz4 block of raw_size bytes into *out
+// (grown to raw_size if smaller). Returns the bytes decoded (fewer than want: the block is
+// damaged), or a negative number if the input is damaged.
+int64_t DecompressLz4Prefix(std::string_view in, uint64_t raw_size, uint64_t want,
+                            std::string* out);
 
 // A file written sequentially through a buffer.
 class BufferedWriter {

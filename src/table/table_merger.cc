@@ -104,8 +104,9 @@ Status MergeTables(const std::vector<std::shared_ptr<TableReader>>& inputs,
       table::RecordView last;
       const Cursor* next = others_min();
       if (block.Record(block.count - 1, &last) && (next == nullptr || last.key < next->key)) {
-        VARVE_ASSIGN_OR_RETURN(bool copied, blocks_out->AddBlock(block, top.blocks->StoredBlock(),
-                                                                 options.keep_tombstones));
+        VARVE_ASSIGN_OR_RETURN(std::string_view stored, top.blocks->StoredBlock());
+        VARVE_ASSIGN_OR_RETURN(bool copied,
+                               blocks_out->AddBlock(block, stored, options.keep_tombstones));
         if (copied) {
           top.blocks->NextBlock();
           VARVE_RETURN_IF_ERROR(top_moved());

@@ -3,15 +3,20 @@
 // the first time a read touches them, tracked per 4 KiB page of the file (a page's bit is set
 // once every block overlapping it has been verified), their structure on every read. Reads
 // formats 1 and 2; in format 2 with compression none a hash slot holds the record's file offset.
+// Every read of the mapping after Open runs in a SIGBUS guard (env/mmap_guard.h) and ends by
+// checking that the file still ends in the footer's magic: a file cut short (or a disk error)
+// under an open table is an IOError, never a crash or a value read from the zeros past its end.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 
+#include "env/mmap_guard.h"
 #include "table/table_internal.h"
 #include "util/coding.h"
 
@@ -25,10 +30,19 @@ std::string Hex(uint64_t v) {
   return b;
 }
 
-// Decodes the record at off in raw (bounded by the block's end); false if it does not fit.
-bool DecodeRecordAt(std::string_view raw, uint64_t off, RecordView* r) {
-  const char* p = raw.data() + off;
-  const char* limit = raw.data() + raw.size() - 4;
+// Copies src (which may view a mapping) into *dst: the resize (which may allocate) is done before
+// the copy, so a SIGBUS in the copy leaves no allocation half-finished (see RunGuarded).
+void CopyOut(std::string* dst, std::string_view src) {
+  dst->resize(src.size());
+  if (!src.empty()) std::memcpy(dst->data(), src.data(), src.size());
+}
+
+// Decodes the record at off in a raw block whose first `end` bytes are at raw (end: before the
+// block's count, or the end of a decoded prefix); false if it does not fit before end.
+bool DecodeRecordAt(const char* raw, uint64_t end, uint64_t off, RecordView* r) {
+  if (off >= end) return false;
+  const char* p = raw + off;
+  const char* limit = raw + end;
   uint64_t klen, vword;
   p = DecodeVarint64(p, limit, &klen);
   if (p == nullptr) return false;
@@ -55,7 +69,35 @@ class TableReaderImpl final : public TableReader,
     name_ = std::move(name);
     data_ = data;
     size_ = size;
-    return Validate();
+    // Validate checks the footer itself (a damaged one is Corruption, not a cut).
+    return Guarded([&] { return Validate(); }, /*check_end=*/false);
+  }
+
+  // Runs read() (which reads the mapping and returns a Status) under the SIGBUS guard, then
+  // (check_end) checks that the file still ends in the footer's magic: a file cut anywhere before
+  // its end lost that page (SIGBUS) or reads zeros there. Either way whatever read() saw may be
+  // wrong: IOError.
+  template <typename Fn>
+  Status Guarded(Fn&& read, bool check_end = true) const {
+    Status result;
+    bool intact = false;
+    if (!RunGuarded([&] {
+          result = read();
+          std::atomic_thread_fence(std::memory_order_acquire);  // the magic is read last
+          intact = !check_end || std::memcmp(data_ + size_ - 8, kFooterMagic.data(), 8) == 0;
+        })) {
+      const char* at = static_cast<const char*>(tls_sigbus_address);
+      const std::string where =
+          at >= data_ && at < data_ + size_ ? " at offset " + Hex(at - data_) : "";
+      return Status::IOError(name_ + ": cannot read the table file" + where +
+                             " (SIGBUS: the file was cut short or the disk failed)");
+    }
+    if (!intact) {
+      return Status::IOError(
+          name_ + ": the table file was cut short while open (no footer magic at offset " +
+          Hex(size_ - 8) + ")");
+    }
+    return result;
   }
 
   Status Bad(std::string_view what, uint64_t offset) const {
@@ -176,9 +218,12 @@ class TableReaderImpl final : public TableReader,
     }
     if (p.blocks > 0) {
       if (MaxKey() < FirstKey(p.blocks - 1)) return Bad("max key below last block", sparse_offset);
-      p.min_key.assign(FirstKey(0));
-      p.max_key.assign(MaxKey());
+      CopyOut(&p.min_key, FirstKey(0));
+      CopyOut(&p.max_key, MaxKey());
     }
+    // Twice the mean record (key, value and two varints), and at least 64 bytes.
+    const uint64_t mean = p.entries == 0 ? 0 : (p.key_bytes + p.value_bytes) / p.entries + 4;
+    record_guess_ = std::max<uint64_t>(64, 2 * std::min<uint64_t>(mean, kMaxRawBlockSize));
     const uint64_t pages = (data_end_ >> kVerifyPageShift) + 1;
     verified_ = std::make_unique<std::atomic<uint64_t>[]>((pages + 63) / 64);
     return Status::Ok();
@@ -241,18 +286,25 @@ class TableReaderImpl final : public TableReader,
   std::string_view FirstKey(uint64_t i) const { return SparseKey(i); }
   std::string_view MaxKey() const { return SparseKey(props_.blocks); }
 
-  // Loads block b; its raw bytes view the mapping (uncompressed blocks) or *scratch.
-  Status LoadBlock(uint64_t b, std::string* scratch, BlockView* out) const {
+  // Loads block b; its raw bytes are in *scratch, or (uncompressed blocks, in_place) view the
+  // mapping. Reads the mapping: run under Guarded.
+  Status LoadBlock(uint64_t b, std::string* scratch, BlockView* out, bool in_place) const {
     const uint64_t start = BlockOffset(b);
     const uint64_t end = BlockOffset(b + 1);
     const char* t = data_ + end - kBlockTrailerSize;
     const uint64_t raw_size = DecodeFixed32(t);
     const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
     const uint64_t stored = end - kBlockTrailerSize - start;
+    out->start = start;
     VARVE_RETURN_IF_ERROR(VerifyRange(start, end));
     if (type == TableCompression::kNone) {
       if (raw_size != stored) return Bad("block " + Hex(b) + ": size mismatch", start);
-      out->raw = std::string_view(data_ + start, stored);
+      if (in_place) {
+        out->raw = std::string_view(data_ + start, stored);
+      } else {
+        CopyOut(scratch, std::string_view(data_ + start, stored));
+        out->raw = *scratch;
+      }
     } else if (type == TableCompression::kLz4 || type == TableCompression::kZstd) {
       if (!DecompressBlock(type, std::string_view(data_ + start, stored), raw_size, scratch)) {
         return Bad("block " + Hex(b) + ": cannot decompress", start);
@@ -289,8 +341,8 @@ class TableReaderImpl final : public TableReader,
     return Status::Ok();
   }
 
-  Status BadRecord(uint64_t b, uint32_t i) const {
-    return Bad("block " + Hex(b) + ": record " + Hex(i) + " damaged", BlockOffset(b));
+  Status BadRecord(uint64_t b, const BlockView& block, uint32_t i) const {
+    return Bad("block " + Hex(b) + ": record " + Hex(i) + " damaged", block.start);
   }
 
   // Direct slots: decodes the record at file offset off, checking (once per page) the blocks
@@ -318,10 +370,50 @@ class TableReaderImpl final : public TableReader,
     return Status::Ok();
   }
 
-  Status Find(std::string_view key, std::string* value, bool* tombstone) const override {
-    if (props_.entries == 0) return Status::NotFound();
-    if (direct_) return FindDirect(key, value, tombstone);
-    thread_local std::string scratch;
+  // Block slots: decodes the record slot s names (block and offset in its raw block), reading
+  // an uncompressed block in place with no look at its trailer or offset table once its pages
+  // are verified; others are loaded into *scratch. Ok with *r set, or Corruption.
+  Status BlockRecord(uint64_t s, uint64_t slot, std::string* scratch, RecordView* r) const {
+    const uint64_t b = SlotBlock(slot);
+    const uint64_t off = SlotOffset(slot);
+    if (b >= props_.blocks) return Bad("hash slot " + Hex(s) + " names no block", hash_offset_);
+    std::string_view raw;
+    const uint64_t start = BlockOffset(b);
+    const uint64_t end = BlockOffset(b + 1);
+    const TableCompression type = BlockType(b);
+    if (type == TableCompression::kNone && Verified(start, end)) {
+      raw = std::string_view(data_ + start, end - kBlockTrailerSize - start);
+    } else if (type == TableCompression::kLz4 && Verified(start, end) &&
+               Lz4RecordPrefix(start, end, off, scratch, r)) {
+      return Status::Ok();
+    } else {
+      BlockView block;
+      VARVE_RETURN_IF_ERROR(LoadBlock(b, scratch, &block, /*in_place=*/true));
+      raw = block.raw;
+    }
+    if (raw.size() < 4 || !DecodeRecordAt(raw.data(), raw.size() - 4, off, r)) {
+      return Bad("block " + Hex(b) + ": no record at block offset " + Hex(off), start);
+    }
+    return Status::Ok();
+  }
+
+  // An lz4 block (verified) is decompressed only up to where the record at raw offset off
+  // likely ends (record_guess_ bytes on), not whole. False if the record does not fit in that
+  // prefix (or anything is amiss): the caller then loads the whole block, which reports damage.
+  bool Lz4RecordPrefix(uint64_t start, uint64_t end, uint64_t off, std::string* scratch,
+                       RecordView* r) const {
+    const uint64_t raw_size = DecodeFixed32(data_ + end - kBlockTrailerSize);
+    if (off + 4 >= raw_size) return false;
+    const uint64_t want = std::min(raw_size - 4, off + record_guess_);
+    const std::string_view in(data_ + start, end - kBlockTrailerSize - start);
+    const int64_t n = DecompressLz4Prefix(in, raw_size, want, scratch);
+    return n == static_cast<int64_t>(want) && DecodeRecordAt(scratch->data(), want, off, r);
+  }
+
+  // The hash probe, one loop for both slot kinds (kDirect: direct slots); the record's bytes are
+  // read (and the value copied) from the mapping: run under Guarded.
+  template <bool kDirect>
+  Status Probe(std::string_view key, std::string* value, bool* tombstone) const {
     const uint64_t h = HashKey(key);
     const uint64_t fp = Fingerprint(h);
     for (uint64_t s = HomeSlot(h, home_slots_); s < physical_slots_; ++s) {
@@ -329,49 +421,26 @@ class TableReaderImpl final : public TableReader,
       const uint64_t sfp = slot & kFingerprintMask;
       if (sfp == 0) break;
       if (sfp != fp) continue;
-      const uint64_t b = SlotBlock(slot);
-      const uint64_t off = SlotOffset(slot);
-      if (b >= props_.blocks) return Bad("hash slot " + Hex(s) + " names no block", hash_offset_);
-      // The slot gives the record's place: an uncompressed block is read in place, with no
-      // look at its trailer or offset table (the first read of a block checks its checksum).
-      std::string_view raw;
-      const uint64_t start = BlockOffset(b);
-      const uint64_t end = BlockOffset(b + 1);
-      if (BlockType(b) == TableCompression::kNone && Verified(start, end)) {
-        raw = std::string_view(data_ + start, end - kBlockTrailerSize - start);
-      } else {
-        BlockView block;
-        VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
-        raw = block.raw;
-      }
       RecordView r;
-      if (raw.size() < 4 || off >= raw.size() - 4 || !DecodeRecordAt(raw, off, &r)) {
-        return Bad("block " + Hex(b) + ": no record at block offset " + Hex(off), BlockOffset(b));
+      if constexpr (kDirect) {
+        VARVE_RETURN_IF_ERROR(DirectRecord(s, DirectSlotOffset(slot), &r));
+      } else {
+        thread_local std::string scratch;  // a decompressed block
+        VARVE_RETURN_IF_ERROR(BlockRecord(s, slot, &scratch, &r));
       }
       if (r.key != key) continue;  // fingerprint collision
-      value->assign(r.value);
+      CopyOut(value, r.value);
       *tombstone = r.tombstone;
       return Status::Ok();
     }
     return Status::NotFound();
   }
 
-  Status FindDirect(std::string_view key, std::string* value, bool* tombstone) const {
-    const uint64_t h = HashKey(key);
-    const uint64_t fp = Fingerprint(h);
-    for (uint64_t s = HomeSlot(h, home_slots_); s < physical_slots_; ++s) {
-      const uint64_t slot = DecodeFixed64(hash_ + s * kSlotSize);
-      const uint64_t sfp = slot & kFingerprintMask;
-      if (sfp == 0) break;
-      if (sfp != fp) continue;
-      RecordView r;
-      VARVE_RETURN_IF_ERROR(DirectRecord(s, DirectSlotOffset(slot), &r));
-      if (r.key != key) continue;  // fingerprint collision
-      value->assign(r.value);
-      *tombstone = r.tombstone;
-      return Status::Ok();
-    }
-    return Status::NotFound();
+  Status Find(std::string_view key, std::string* value, bool* tombstone) const override {
+    if (props_.entries == 0) return Status::NotFound();
+    return Guarded([&] {
+      return direct_ ? Probe<true>(key, value, tombstone) : Probe<false>(key, value, tombstone);
+    });
   }
 
   Status Get(std::string_view key, std::string* value) const override {
@@ -404,8 +473,9 @@ class TableReaderImpl final : public TableReader,
   uint64_t hash_offset_ = 0;
   uint64_t home_slots_ = 0;
   uint64_t physical_slots_ = 0;
-  uint64_t data_end_ = 0;  // end of the last data block
-  bool direct_ = false;    // hash slots hold file offsets (format 2, compression none)
+  uint64_t data_end_ = 0;      // end of the last data block
+  uint64_t record_guess_ = 0;  // bytes decoded past a record's start (Lz4RecordPrefix)
+  bool direct_ = false;        // hash slots hold file offsets (format 2, compression none)
   // Bit per 4 KiB page of [0, data_end_): every block overlapping the page was verified.
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
 };
@@ -425,13 +495,21 @@ class TableIteratorImpl final : public BlockIterator {
   void Seek(std::string_view target) override {
     // The last block whose first key is <= target.
     uint64_t lo = 0, hi = t_->props_.blocks;
-    while (lo < hi) {
-      uint64_t mid = (lo + hi) / 2;
-      if (t_->FirstKey(mid) <= target) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
+    Status s = t_->Guarded([&] {
+      while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (t_->FirstKey(mid) <= target) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
       }
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      valid_ = false;
+      if (status_.ok()) status_ = s;
+      return;
     }
     Position(lo == 0 ? 0 : lo - 1, 0);
     while (valid_ && rec_.key < target) Next();
@@ -448,9 +526,14 @@ class TableIteratorImpl final : public BlockIterator {
 
   bool AtBlockStart() const override { return index_ == 0; }
   const BlockView& Block() const override { return block_; }
-  std::string_view StoredBlock() const override {
-    const uint64_t start = t_->BlockOffset(b_);
-    return std::string_view(t_->data_ + start, t_->BlockOffset(b_ + 1) - start);
+  Result<std::string_view> StoredBlock() override {
+    // A copy made under the guard: the merge reads it outside.
+    VARVE_RETURN_IF_ERROR(t_->Guarded([&] {
+      const uint64_t start = t_->BlockOffset(b_);
+      CopyOut(&stored_, std::string_view(t_->data_ + start, t_->BlockOffset(b_ + 1) - start));
+      return Status::Ok();
+    }));
+    return std::string_view(stored_);
   }
   void NextBlock() override {
     if (valid_) Position(b_ + 1, 0);
@@ -461,7 +544,9 @@ class TableIteratorImpl final : public BlockIterator {
     valid_ = false;
     if (!status_.ok() || b >= t_->props_.blocks) return;
     b_ = b;
-    Status s = t_->LoadBlock(b, &scratch_, &block_);
+    // A copy: the caller reads key() and value() outside the guard.
+    Status s =
+        t_->Guarded([&] { return t_->LoadBlock(b, &scratch_, &block_, /*in_place=*/false); });
     if (!s.ok()) {
       status_ = s;
       return;
@@ -473,7 +558,7 @@ class TableIteratorImpl final : public BlockIterator {
     index_ = i;
     valid_ = false;
     if (!block_.Record(i, &rec_)) {
-      status_ = t_->BadRecord(b_, i);
+      status_ = t_->BadRecord(b_, block_, i);
       return;
     }
     valid_ = true;
@@ -481,6 +566,7 @@ class TableIteratorImpl final : public BlockIterator {
 
   std::shared_ptr<const TableReaderImpl> t_;
   std::string scratch_;
+  std::string stored_;  // StoredBlock's copy
   BlockView block_;
   RecordView rec_;
   uint64_t b_ = 0;
@@ -524,16 +610,20 @@ Status TableReaderImpl::Check() const {
   if (entries > 0 && prev != props_.max_key) {
     return Status::Corruption(name_ + ": last key differs from the footer's max key");
   }
-  for (uint64_t b = 0; b < props_.blocks; ++b) {
-    std::string scratch;
-    BlockView block;
-    VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block));
-    RecordView r;
-    if (!block.Record(0, &r)) return BadRecord(b, 0);
-    if (r.key != FirstKey(b))
-      return Bad("block " + Hex(b) + ": first key differs from the sparse index", BlockOffset(b));
-  }
-  return Status::Ok();
+  std::string scratch;
+  return Guarded([&] {
+    for (uint64_t b = 0; b < props_.blocks; ++b) {
+      BlockView block;
+      VARVE_RETURN_IF_ERROR(LoadBlock(b, &scratch, &block, /*in_place=*/false));
+      RecordView r;
+      if (!block.Record(0, &r)) return BadRecord(b, block, 0);
+      const uint64_t start = BlockOffset(b);
+      if (r.key != FirstKey(b)) {
+        return Bad("block " + Hex(b) + ": first key differs from the sparse index", start);
+      }
+    }
+    return Status::Ok();
+  });
 }
 
 }  // namespace
@@ -551,6 +641,7 @@ Result<std::shared_ptr<TableReader>> TableReader::Open(const std::string& path) 
   auto t = std::make_shared<table::TableReaderImpl>();
   const char* data = "";
   if (st.st_size > 0) {
+    InstallSigbusHandler();
     void* m = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {
       int e = errno;

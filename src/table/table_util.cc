@@ -55,10 +55,24 @@ bool DecompressBlock(TableCompression c, std::string_view in, uint64_t raw_size,
     return n >= 0 && static_cast<uint64_t>(n) == raw_size;
   }
   if (c == TableCompression::kZstd) {
-    size_t n = ZSTD_decompress(out->data(), raw_size, in.data(), in.size());
+    // One context per thread: no allocation per block, and none to leak when a read of a
+    // mapping in here raises SIGBUS (env/mmap_guard.h).
+    thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(),
+                                                                         ZSTD_freeDCtx);
+    if (dctx == nullptr) return false;
+    size_t n = ZSTD_decompressDCtx(dctx.get(), out->data(), raw_size, in.data(), in.size());
     return !ZSTD_isError(n) && n == raw_size;
   }
   return false;
+}
+
+int64_t DecompressLz4Prefix(std::string_view in, uint64_t raw_size, uint64_t want,
+                            std::string* out) {
+  if (raw_size > kMaxRawBlockSize || want > raw_size) return -1;
+  if (out->size() < raw_size) out->resize(raw_size);
+  const int n = LZ4_decompress_safe_partial(in.data(), out->data(), static_cast<int>(in.size()),
+                                            static_cast<int>(want), static_cast<int>(raw_size));
+  return n;
 }
 
 Result<std::unique_ptr<BufferedWriter>> BufferedWriter::Create(Env* env, const std::string& path,
