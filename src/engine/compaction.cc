@@ -173,7 +173,14 @@ Status DBImpl::MarkActiveHint() {
     VARVE_RETURN_IF_ERROR(seg->hint_writer->Flush(&progress));
   }
   // The records the entries describe reach the disk before the mark that vouches for them.
-  VARVE_RETURN_IF_ERROR(file->Sync());
+  Status synced = file->Sync();
+  if (!synced.ok()) {
+    // This sync may have taken the error a writer's own sync would have seen (the kernel reports
+    // a failed writeback once per file description): stop writes, as the sync thread does.
+    LogWarning("sync for the hint mark failed, writes stop: " + synced.ToString());
+    SetWriteError(synced);
+    return synced;
+  }
   VARVE_RETURN_IF_ERROR(seg->hint_writer->SyncFile());
   VARVE_RETURN_IF_ERROR(WriteHintMark(env_, dir_, seg->id, progress));
   seg->hint_marked_bytes = progress.segment_bytes;

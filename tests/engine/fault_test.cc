@@ -93,6 +93,26 @@ TEST(FaultTest, SyncErrorInSyncModeIsReportedAndStopsWrites) {
   ASSERT_TRUE(db->Put("c", "3").ok());
 }
 
+// The maintenance thread syncs the writer's segment before it marks the segment's hint. A failed
+// sync there may have taken the error a writer's sync would have seen, so writes stop.
+TEST(FaultTest, FailedSyncBeforeAHintMarkStopsWrites) {
+  TempDir tmp;
+  FaultEnv env(Env::Default());
+  Options o = FaultOptions(&env);
+  o.compaction_check_interval_ms = 5;  // a mark every 128 KiB of a 1 MiB segment
+  auto db = std::move(DB::Open(o, tmp.path())).value();
+  env.FailAfter(FaultEnv::Op::kSync, 0, EIO, true);
+  std::string value(1000, 'v');
+  Status s;
+  for (int i = 0; i < 5000 && s.ok(); ++i) {
+    s = db->Put("k" + std::to_string(i), value);
+    if (i >= 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.ToString().find("writes stopped"), std::string::npos) << s.ToString();
+  EXPECT_EQ(*db->Get("k0"), value);
+}
+
 TEST(FaultTest, FailedSegmentCreationStopsWritesCleanly) {
   TempDir tmp;
   FaultEnv env(Env::Default());
