@@ -100,6 +100,8 @@ TEST(FaultTest, FailedSyncBeforeAHintMarkStopsWrites) {
   FaultEnv env(Env::Default());
   Options o = FaultOptions(&env);
   o.compaction_check_interval_ms = 5;  // a mark every 128 KiB of a 1 MiB segment
+  o.durability = Durability::kInterval;
+  o.sync_interval_ms = 600000;  // only the mark syncs during the test
   auto db = std::move(DB::Open(o, tmp.path())).value();
   env.FailAfter(FaultEnv::Op::kSync, 0, EIO, true);
   std::string value(1000, 'v');

@@ -152,6 +152,7 @@ class HintMarkTest : public ::testing::Test {
     o.segment_size_bytes = 1 << 20;  // a mark every 128 KiB
     o.background_compaction = false;
     o.compaction_check_interval_ms = 5;
+    o.durability = Durability::kInterval;  // with none the hint is never marked
     return o;
   }
   void ExpectModel(DB* db) {
@@ -179,6 +180,21 @@ TEST_F(HintMarkTest, OpenAfterACrashLoadsTheMarkedEntriesAndScansTheRest) {
   EXPECT_FALSE(fs::exists(crashed_.path() + "/0000000001.hint.mark"));
   EXPECT_FALSE(fs::exists(crashed_.path() + "/0000000001.hint.tmp"));
   ASSERT_TRUE(db->Put("after", "x").ok());
+  ASSERT_TRUE(db->Close().ok());
+}
+
+TEST(HintMarkNoneTest, DurabilityNoneWritesNoMarks) {
+  testing::TempDir tmp;
+  Options o;
+  o.segment_size_bytes = 1 << 20;
+  o.background_compaction = false;
+  o.compaction_check_interval_ms = 5;
+  auto db = std::move(DB::Open(o, tmp.path())).value();
+  for (int i = 0; i < 6000; ++i) {
+    ASSERT_TRUE(db->Put("key-" + std::to_string(i), std::string(100, 'v')).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(fs::exists(tmp.path() + "/0000000001.hint.mark"));
   ASSERT_TRUE(db->Close().ok());
 }
 
