@@ -515,13 +515,7 @@ Status DBImpl::WriteObsoleteFile(const std::string& ids) {
   PutFixed32(&data, static_cast<uint32_t>(ids.size() / 4));
   data += ids;
   PutFixed32(&data, crc32c::Mask(crc32c::Value(data)));
-  std::string tmp = dir_ + "/OBSOLETE.tmp";
-  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env_->NewWritableFile(tmp));
-  VARVE_RETURN_IF_ERROR(f->Append(data));
-  VARVE_RETURN_IF_ERROR(f->Sync());
-  VARVE_RETURN_IF_ERROR(f->Close());
-  VARVE_RETURN_IF_ERROR(env_->RenameFile(tmp, dir_ + "/OBSOLETE"));
-  return env_->SyncDir(dir_);
+  return WriteFileAtomically(env_, dir_ + "/OBSOLETE", data, dir_);
 }
 
 }  // namespace varve

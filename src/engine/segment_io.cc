@@ -338,17 +338,25 @@ Status WriteHintMark(Env* env, const std::string& dir, uint32_t segment_id,
   EncodeFixed64(p + 16, progress.segment_bytes);
   EncodeFixed32(p + 24, crc32c::Mask(progress.crc));
   EncodeFixed32(p + 28, crc32c::Mask(crc32c::Value(mark.data(), kHintMarkBytes - 4)));
-  std::string path = dir + "/" + HintMarkFileName(segment_id);
-  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env->NewWritableFile(path + ".tmp"));
-  Status s = f->Append(mark);
+  // No directory sync: a power failure that loses the rename leaves the previous mark, which
+  // still describes a prefix of the same two files.
+  return WriteFileAtomically(env, dir + "/" + HintMarkFileName(segment_id), mark, "");
+}
+
+Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data,
+                           const std::string& sync_dir) {
+  const std::string tmp = path + ".tmp";
+  VARVE_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env->NewWritableFile(tmp));
+  Status s = f->Append(data);
   if (s.ok()) s = f->Sync();
   Status c = f->Close();
   if (s.ok()) s = c;
-  // No directory sync: a power failure that loses the rename leaves the previous mark, which
-  // still describes a prefix of the same two files.
-  if (s.ok()) s = env->RenameFile(path + ".tmp", path);
-  if (!s.ok()) env->RemoveFile(path + ".tmp").ok();
-  return s;
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (!s.ok()) {
+    env->RemoveFile(tmp).ok();
+    return s;
+  }
+  return sync_dir.empty() ? Status::Ok() : env->SyncDir(sync_dir);
 }
 
 Status ReadHintPrefix(Env* env, const std::string& dir, uint32_t segment_id, HintPrefix* prefix) {

@@ -123,6 +123,12 @@ struct HintPrefix {
   uint64_t segment_bytes = 0;
   uint64_t count = 0;  // entries
 };
+// Replaces the file at path with data in one step: path.tmp is written and synced, then renamed
+// over path (the rename made durable by a directory sync if sync_dir names the directory).
+// Readers see the old file or the new one, never a part.
+Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data,
+                           const std::string& sync_dir);
+
 // Writes dir/NNNNNNNNNN.hint.mark for progress (temporary file, sync, rename).
 Status WriteHintMark(Env* env, const std::string& dir, uint32_t segment_id,
                      const HintWriter::Progress& progress);

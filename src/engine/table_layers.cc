@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/segment_io.h"
 #include "util/crc32c.h"
 
 namespace varve {
@@ -113,13 +114,7 @@ Status TableLayers::WriteManifest(const Set& set) {
   char sum[32];
   std::snprintf(sum, sizeof sum, "checksum %08x\n", crc32c::Mask(crc32c::Value(text)));
   text += sum;
-  const std::string path = dir_ + "/" + kManifest;
-  VARVE_ASSIGN_OR_RETURN(auto f, env_->NewWritableFile(path + ".tmp"));
-  VARVE_RETURN_IF_ERROR(f->Append(text));
-  VARVE_RETURN_IF_ERROR(f->Sync());
-  VARVE_RETURN_IF_ERROR(f->Close());
-  VARVE_RETURN_IF_ERROR(env_->RenameFile(path + ".tmp", path));
-  return env_->SyncDir(dir_);
+  return WriteFileAtomically(env_, dir_ + "/" + kManifest, text, dir_);
 }
 
 Status TableLayers::Attach(const std::string& path, std::string* name_out) {
