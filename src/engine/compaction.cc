@@ -156,6 +156,15 @@ Status DBImpl::MarkActiveHint() {
   // and one every 32 MiB made ext4 commit its journal under the writer's page faults (the
   // mapped fill lost a third of its speed): after a crash such a store scans its whole tail.
   if (options_.durability == Durability::kNone) return Status::Ok();
+  // Every eighth of a segment (32 MiB by default): after a crash, at most that much of the
+  // segment is scanned, and each mark costs two syncs.
+  const uint64_t step = std::max<uint64_t>(options_.segment_size_bytes / 8, 64 << 10);
+  {
+    // The usual case (not enough appended since the last mark) takes no lock but file_mu_.
+    std::lock_guard flock(file_mu_);
+    const Segment* s = active_for_bg_.get();
+    if (s == nullptr || s->size_bytes.load() < s->hint_marked_bytes + step) return Status::Ok();
+  }
   std::lock_guard lock(compaction_mu_);  // against Compact() deleting a just-sealed segment
   std::shared_ptr<Segment> seg;
   std::shared_ptr<WritableFile> file;
@@ -164,13 +173,10 @@ Status DBImpl::MarkActiveHint() {
     seg = active_for_bg_;
     file = active_file_;
   }
-  if (seg == nullptr || file == nullptr || seg->hint_writer == nullptr || seg->hint_failed.load()) {
+  if (seg == nullptr || file == nullptr || seg->hint_writer == nullptr || seg->hint_failed.load() ||
+      seg->size_bytes.load() < seg->hint_marked_bytes + step) {
     return Status::Ok();
   }
-  // Every eighth of a segment (32 MiB by default): after a crash, at most that much of the
-  // segment is scanned, and each mark costs two syncs.
-  const uint64_t step = std::max<uint64_t>(options_.segment_size_bytes / 8, 64 << 10);
-  if (seg->size_bytes.load() < seg->hint_marked_bytes + step) return Status::Ok();
   HintWriter::Progress progress;
   {
     std::lock_guard hlock(seg->hint_mu);

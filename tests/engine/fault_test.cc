@@ -3,6 +3,7 @@
 // and damage never turns into a crash, a hang or a wrong value.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -91,6 +92,58 @@ TEST(FaultTest, SyncErrorInSyncModeIsReportedAndStopsWrites) {
   EXPECT_EQ(*db->Get("a"), "1");
   EXPECT_TRUE(db->Get("c").status().IsNotFound());
   ASSERT_TRUE(db->Put("c", "3").ok());
+}
+
+// Many writers in sync mode: once an fdatasync fails, no later write succeeds (the kernel reports
+// a writeback error once per file description, so a later sync that succeeds proves nothing),
+// and every acknowledged write survives power loss.
+TEST(FaultTest, FailedSyncAmongConcurrentGroupCommitsLosesNoAcknowledgedWrite) {
+  for (int fail_at : {5, 40, 150}) {
+    TempDir tmp;
+    FaultEnv env(Env::Default());
+    Options o = FaultOptions(&env);
+    o.durability = Durability::kSync;
+    constexpr int kThreads = 8;
+    std::vector<std::vector<std::string>> acked(kThreads);
+    std::atomic<uint64_t> failed{0};
+    {
+      auto db = std::move(DB::Open(o, tmp.path())).value();
+      env.FailAfter(FaultEnv::Op::kSync, fail_at, EIO, /*sticky=*/false);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+          bool seen_error = false;
+          for (int i = 0; i < 400; ++i) {
+            std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+            Status s = db->Put(key, "v" + key);
+            if (s.ok()) {
+              // Once a sync failed, no write may succeed any more.
+              EXPECT_FALSE(seen_error) << key;
+              acked[t].push_back(key);
+            } else {
+              EXPECT_TRUE(s.IsIOError()) << s.ToString();
+              seen_error = true;
+              failed.fetch_add(1);
+            }
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+      env.Crash();
+    }
+    EXPECT_GT(failed.load(), 0u) << "fail_at " << fail_at;
+    ASSERT_TRUE(env.DropUnsyncedData().ok());
+    env.ClearCrash();
+    env.ClearFaults();
+    auto db = std::move(DB::Open(o, tmp.path())).value();
+    for (int t = 0; t < kThreads; ++t) {
+      for (const std::string& key : acked[t]) {
+        Result<std::string> r = db->Get(key);
+        ASSERT_TRUE(r.ok()) << "fail_at " << fail_at << ": acknowledged " << key << " lost";
+        EXPECT_EQ(*r, "v" + key);
+      }
+    }
+  }
 }
 
 // The maintenance thread syncs the writer's segment before it marks the segment's hint. A failed
