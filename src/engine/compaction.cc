@@ -325,6 +325,7 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
     out->size_bytes = base + out_buf.size();
     compaction_written_.fetch_add(out_buf.size(), std::memory_order_relaxed);
     out_buf.clear();
+    IndexChange change(this);
     for (Copied& c : pending) {
       c.moved.offset += static_cast<uint32_t>(base);
       out->NoteSeq(c.seq);
@@ -333,17 +334,20 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
         IndexEntry m = c.moved;
         m.flags = IndexEntry::kTombstone;
         if (c.shadow && index_->ReplaceIf(c.key, c.old, m)) {
+          change.Left(c.key, c.old);
           // An expired value turned into a tombstone that hides a table's key.
           if (!c.old.tombstone()) index_tombstones_.fetch_add(1, std::memory_order_relaxed);
           out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
           NoteDead(c.old.segment, c.old.size);
         }
       } else if (index_->ReplaceIf(c.key, c.old, c.moved)) {
+        change.Left(c.key, c.old);
         out->live_bytes.fetch_add(c.moved.size, std::memory_order_relaxed);
         NoteDead(c.old.segment, c.old.size);
       }
       out_records.push_back(std::move(c));
     }
+    out->indexed_bytes.store(out->size_bytes.load(), std::memory_order_release);
     pending.clear();
     return Status::Ok();
   };
@@ -462,7 +466,13 @@ Status DBImpl::CompactSegments(const std::vector<std::shared_ptr<Segment>>& inpu
           status = copy(rec, kTypeTombstone, cur, /*shadow=*/true);  // keeps hiding the table's key
           continue;
         }
-        if (indexed && index_->RemoveIf(rec.key, cur)) NoteDead(in->id, cur.size);
+        if (indexed) {
+          IndexChange change(this);
+          if (index_->RemoveIf(rec.key, cur)) {
+            change.Left(rec.key, cur);
+            NoteDead(in->id, cur.size);
+          }
+        }
         status = keep_tombstone(rec, in->id, offset);
         continue;
       }

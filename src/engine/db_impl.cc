@@ -598,6 +598,7 @@ void DBImpl::AddHintEntries(const std::vector<Applied>& applied) {
 }
 
 void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
+  IndexChange change(this);
   for (const Applied& a : applied) {
     IndexEntry old;
     bool had_old;
@@ -627,10 +628,13 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       deletes_.fetch_add(1, std::memory_order_relaxed);
     }
     if (had_old) {
+      change.Left(a.key, old);
       NoteDead(old.segment, old.size);
       if (old.tombstone()) index_tombstones_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
+  active_->indexed_bytes.store(active_->size_bytes.load(std::memory_order_relaxed),
+                               std::memory_order_release);
 }
 
 bool DBImpl::TablesHold(std::string_view key) const {
@@ -704,6 +708,7 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   // The segment grows into its mapping; reads only ask for records already written.
   if (options_.mmap_reads) seg->reader->MapForReads(options_.segment_size_bytes);
   seg->size_bytes = kFileHeaderBytes;
+  seg->indexed_bytes = kFileHeaderBytes;
   return seg;
 }
 

@@ -2,7 +2,7 @@
 //
 // Threads: callers (reads; writes queue and one of them leads a group commit), one maintenance
 // thread (hint files, background compaction), one sync thread (kInterval / kBatch durability).
-// Locks, outer to inner: compaction_mu_ > write_mu_ > segments_mu_ > index shard locks;
+// Locks, outer to inner: compaction_mu_ > write_mu_ > scan_mu_ > segments_mu_ > index shard locks;
 // file_mu_ and stats are leaves. Reads take only an index shard lock: they find segments in
 // segment_table_ inside a read section, which publishers of a new table wait for.
 #pragma once
@@ -36,6 +36,9 @@ struct Segment {
   bool compaction_output = false;
   std::unique_ptr<RandomAccessFile> reader;
   std::atomic<uint64_t> size_bytes{0};  // file bytes, header included
+  // File bytes whose records have all reached the index (stored after the index changes, under
+  // an IndexChange): where a full scan that starts now stops reading this segment.
+  std::atomic<uint64_t> indexed_bytes{0};
   std::atomic<uint64_t> live_bytes{0};  // bytes of records the index points at
   // Tombstone records in the segment and the newest one's sequence: they are garbage only once
   // no other segment holds older records (then compaction drops them), so picking counts them
@@ -65,6 +68,23 @@ struct Segment {
 
 // Identifies a segment's 32-byte file header in the index checkpoint.
 uint32_t SegmentHeaderChecksum(const char* header);
+
+// A full iteration's scan of the segments in progress (full_scan.cc, docs/design.md "Full
+// iteration"): what it has yet to read, and the keys that an index change moved away from a
+// record there before the scan reached it. Guarded by DBImpl::scan_mu_.
+struct ScanRegion {
+  struct Part {
+    uint32_t segment = 0;
+    uint64_t end = 0;  // the segment's indexed_bytes when the scan started
+  };
+  std::vector<Part> parts;  // in scan order, by segment id
+  // The cursor: every record of parts before part, and of parts[part] before offset, is read.
+  size_t part = 0;
+  uint64_t offset = 0;
+  std::vector<std::string> moved;
+  // True if the record at e lies in the region and the scan has not read it yet.
+  bool Unread(const IndexEntry& e) const;
+};
 
 // One operation of a write group.
 struct WriteOp {
@@ -110,6 +130,16 @@ class DBImpl final : public DB {
   }
   Index* index() { return index_.get(); }
   TableLayers* tables() { return tables_.get(); }
+  bool closing() const { return closing_.load(std::memory_order_acquire); }
+
+  // Full scans (full_scan.cc). OpenScan registers region and fills it and *segs (kept alive by
+  // the scan, so that compaction deleting them does not cut it short) with the segments and
+  // their bounds; false (nothing registered) if a segment is damaged: the caller then walks the
+  // index instead, which reads only the records it points at. CloseScan unregisters, adding the
+  // keys still in region->moved to *moved. scan_mu_ guards the region while registered.
+  bool OpenScan(ScanRegion* region, std::vector<std::shared_ptr<Segment>>* segs);
+  void CloseScan(ScanRegion* region, std::vector<std::string>* moved);
+  std::mutex& scan_mu() { return scan_mu_; }
 
  private:
   // A condition of a write: key must have version expected (0 = absent). The version read
@@ -172,6 +202,25 @@ class DBImpl final : public DB {
   void SetWriteError(const Status& s);
   // A second handle on a segment with readahead, for reading it start to end.
   Result<std::unique_ptr<RandomAccessFile>> OpenForScan(const Segment& seg);
+
+  // Wraps every index change that moves a key's entry away from a record (writes, compaction),
+  // so that the scans in progress learn of keys whose record they have yet to read. With no scan
+  // open it costs a read section and one load; otherwise it holds scan_mu_ (a scan checks its
+  // records against the index under it too, so each change falls wholly before or after).
+  class IndexChange {
+   public:
+    explicit IndexChange(DBImpl* db);
+    // key's entry, which was old, changed (the change already made).
+    void Left(std::string_view key, const IndexEntry& old) {
+      if (lock_.owns_lock()) db_->NoteLeft(key, old);
+    }
+
+   private:
+    DBImpl* db_;
+    ReadSections::Section section_;
+    std::unique_lock<std::mutex> lock_;
+  };
+  void NoteLeft(std::string_view key, const IndexEntry& old);
 
   void AddSegment(std::shared_ptr<Segment> seg);
   // Makes segments_ what readers see; segments_mu_ held exclusively.
@@ -246,6 +295,13 @@ class DBImpl final : public DB {
   RWMutex segments_mu_;
   std::map<uint32_t, std::shared_ptr<Segment>> segments_;
   SegmentTable segment_table_;
+
+  // Full scans in progress. A scan registers (scans_open_ then a grace period of scan_sections_,
+  // so that every index change made without scan_mu_ is over) before it reads the bounds.
+  std::mutex scan_mu_;  // after write_mu_ and compaction_mu_, before segments_mu_ and the index
+  std::vector<ScanRegion*> scans_;  // guarded by scan_mu_
+  std::atomic<uint32_t> scans_open_{0};
+  ReadSections scan_sections_;
 
   // Write path.
   std::mutex write_mu_;

@@ -1,8 +1,10 @@
 // Iterator: walks the index in chunks (no lock held while reading values) and reads each value
-// with one pread.
+// with one pread; a full iteration of the hash index reads the segments in file order instead
+// (FullScan).
 #include <algorithm>
 
 #include "engine/db_impl.h"
+#include "engine/full_scan.h"
 
 namespace varve {
 namespace {
@@ -16,13 +18,22 @@ class DBIter final : public Iterator {
       tables_ = db_->tables()->Current();
       merged_ = !tables_->layers.empty();
     }
+    if (!db_->index()->Ordered() && prefix_.empty() && start_.empty() && end_.empty()) {
+      scan_ = std::make_unique<FullScan>(db_);
+      if (!scan_->usable()) scan_.reset();
+    }
     Advance();
   }
 
   bool Valid() const override { return valid_; }
-  void Next() override { Advance(); }
-  std::string_view key() const override { return key_; }
-  std::string_view value() const override { return value_.value; }
+  void Next() override {
+    in_scan_buffer_ = false;
+    Advance();
+  }
+  std::string_view key() const override { return in_scan_buffer_ ? scan_rec_.key : key_; }
+  std::string_view value() const override {
+    return in_scan_buffer_ ? scan_rec_.value : value_.value;
+  }
   uint64_t version() const override { return value_.version; }
   uint64_t expiry_ms() const override { return value_.expiry_ms; }
   uint32_t user_flags() const override { return value_.user_flags; }
@@ -42,6 +53,7 @@ class DBIter final : public Iterator {
 
   void Advance() {
     if (merged_) return AdvanceMerged();
+    if (scan_ != nullptr || scanned_) return AdvanceScan();
     valid_ = false;
     while (status_.ok()) {
       if (pos_ >= chunk_.size()) {
@@ -79,6 +91,37 @@ class DBIter final : public Iterator {
         return;
       }
     }
+  }
+
+  // The live keys from the scan of the segments, then the tables' keys.
+  void AdvanceScan() {
+    valid_ = false;
+    while (scan_ != nullptr && status_.ok()) {
+      std::string key;
+      switch (scan_->Next(&scan_rec_, &key)) {
+        case FullScan::Step::kRecord:
+          value_.version = scan_rec_.seq;
+          value_.expiry_ms = scan_rec_.expiry_ms;
+          value_.user_flags = scan_rec_.user_flags;
+          in_scan_buffer_ = true;
+          valid_ = true;
+          return;
+        case FullScan::Step::kMovedKey: {
+          IndexEntry e;
+          if (!db_->index()->Get(key, &e) || e.tombstone()) continue;
+          if (ReadLive(key, e)) return;
+          continue;
+        }
+        case FullScan::Step::kError:
+          status_ = scan_->status();
+          return;
+        case FullScan::Step::kEnd:
+          scan_.reset();
+          scanned_ = true;
+          break;
+      }
+    }
+    if (status_.ok()) AdvanceTables();
   }
 
   // After the live keys: the attached tables' keys that the live data does not hold and no newer
@@ -254,6 +297,10 @@ class DBIter final : public Iterator {
   }
 
   bool merged_ = false;
+  std::unique_ptr<FullScan> scan_;
+  bool scanned_ = false;         // the scan is over: the tables' keys follow
+  RecordView scan_rec_;          // the record returned, in the scan's buffer
+  bool in_scan_buffer_ = false;  // key() and value() are scan_rec_'s
   std::vector<std::unique_ptr<TableIterator>> table_its_;
   std::shared_ptr<const TableLayers::Set> tables_;
   size_t layer_ = 0;

@@ -194,6 +194,8 @@ Status DBImpl::Recover() {
     PublishSegments();
   }
 
+  // Every record the segments hold is indexed (or superseded) by now.
+  for (const auto& [id, seg] : segments_) seg->indexed_bytes = seg->size_bytes.load();
   if (options_.mmap_reads) {
     // Sizes are final now (torn tails were cut). The writer's segment grows into its mapping.
     for (const auto& [id, seg] : segments_) {
