@@ -34,7 +34,10 @@ struct Args {
   uint64_t range_length = 100;
   // recovery
   uint64_t recovery_keys = 2'000'000;
-  double kill_after_seconds = 3;
+  // kill -9 once this many puts are acknowledged (the same work for every engine), or after
+  // kill_after_seconds at the latest.
+  uint64_t kill_after_puts = 300'000;
+  double kill_after_seconds = 30;
   // sync
   uint64_t sync_keys = 100'000;
   double sync_seconds = 3;

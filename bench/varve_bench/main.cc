@@ -139,7 +139,10 @@ int main(int argc, char** argv) {
   app.add_option("--scan-keys", a.scan_keys, "scan: number of keys");
   app.add_option("--range-scans", a.range_scans, "scan: number of range scans");
   app.add_option("--recovery-keys", a.recovery_keys, "recovery: number of keys");
-  app.add_option("--kill-after-seconds", a.kill_after_seconds, "recovery: writes before kill -9");
+  app.add_option("--kill-after-puts", a.kill_after_puts,
+                 "recovery: acknowledged puts before kill -9 (the same for every engine)");
+  app.add_option("--kill-after-seconds", a.kill_after_seconds,
+                 "recovery: kill -9 after this long if the puts are not reached");
   app.add_option("--sync-keys", a.sync_keys, "sync: keys overwritten");
   app.add_option("--sync-seconds", a.sync_seconds, "sync: seconds per phase");
   app.add_option("--group-threads", a.group_threads, "sync: writer threads for group commit");
@@ -162,7 +165,8 @@ int main(int argc, char** argv) {
     a.scan_keys = 5000;
     a.range_scans = 100;
     a.recovery_keys = 5000;
-    a.kill_after_seconds = 0.1;
+    a.kill_after_puts = 1000;
+    a.kill_after_seconds = 0.5;
     a.sync_keys = 1000;
     a.sync_seconds = 0.1;
     a.group_threads = 4;

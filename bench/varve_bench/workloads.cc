@@ -500,7 +500,8 @@ void RecoveryWorkload(const Args& a, const std::string& engine, const std::strin
   row(dropped ? "clean reopen, caches dropped" : "clean reopen (caches NOT dropped)", "");
 
   // kill -9 during writes: a child writes new keys (ids n, n+1, ...) and counts acknowledged
-  // ones in shared memory; it is killed after kill_after_seconds.
+  // ones in shared memory; it is killed once kill_after_puts are acknowledged, so that every
+  // engine recovers the same writes (or after kill_after_seconds).
   sh->acked = 0;
   std::fflush(nullptr);
   pid_t pid = fork();
@@ -518,7 +519,8 @@ void RecoveryWorkload(const Args& a, const std::string& engine, const std::strin
   // Wait until the writer is writing (Open done), then kill it mid-stream.
   uint64_t wait_start = NowNs();
   while (sh->acked.load() == 0 && NowNs() - wait_start < 120'000'000'000ull) usleep(1000);
-  usleep(static_cast<useconds_t>(a.kill_after_seconds * 1e6));
+  uint64_t deadline = NowNs() + static_cast<uint64_t>(a.kill_after_seconds * 1e9);
+  while (sh->acked.load() < a.kill_after_puts && NowNs() < deadline) usleep(100);
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   uint64_t acked = sh->acked.load();
