@@ -264,6 +264,126 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
   EXPECT_ENTRY_EQ(e, Entry(99, 59999, 7));
 }
 
+// Recovery's bulk path (AddRecovered from several loader threads, then BuildRecovered): the
+// same result as PutIfNewer in any order. Versions of a key arrive from different threads
+// (segments) in any order, tombstones win or lose by sequence, keys short and long.
+TEST_P(IndexTest, BulkRecoveryKeepsTheNewestAcrossLoaders) {
+  std::mt19937_64 rng(11);
+  struct Rec {
+    std::string key;
+    IndexEntry entry;
+    uint64_t seq;
+  };
+  std::vector<Rec> records;
+  std::map<std::string, Rec> newest;
+  for (uint64_t seq = 1; seq <= 150000; ++seq) {
+    uint64_t k = rng() % 40000;
+    std::string key = (k % 7 == 0 ? std::string(40, 'L') : std::string()) + "key" +
+                      std::to_string(k);
+    IndexEntry e = Entry(static_cast<uint32_t>(seq % 13), static_cast<uint32_t>(seq),
+                         static_cast<uint32_t>(rng() % 1000) + 1,
+                         rng() % 5 == 0 ? IndexEntry::kTombstone : 0);
+    records.push_back(Rec{key, e, seq});
+    newest[key] = records.back();
+  }
+  std::shuffle(records.begin(), records.end(), rng);
+  constexpr int kLoaders = 4;
+  std::vector<std::thread> loaders;
+  for (int t = 0; t < kLoaders; ++t) {
+    loaders.emplace_back([&, t] {
+      std::vector<Index::RecoveredEntry> batch;
+      for (size_t i = t; i < records.size(); i += kLoaders) {
+        batch.push_back(Index::RecoveredEntry{records[i].key, records[i].entry, records[i].seq});
+        if (batch.size() == 61) {
+          index_->AddRecovered(batch.data(), batch.size());
+          batch.clear();
+        }
+      }
+      index_->AddRecovered(batch.data(), batch.size());
+    });
+  }
+  for (auto& t : loaders) t.join();
+  index_->BuildRecovered();
+  // Tombstones stay until FinishRecovery (recovery looks for the ones tables need).
+  EXPECT_EQ(index_->Size(), newest.size());
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), newest.size());
+  for (const auto& [k, r] : newest) ASSERT_ENTRY_EQ(got[k], r.entry);
+  if (index_->Ordered()) {
+    std::vector<Index::KeyEntry> all = ScanAll("", 1000);
+    ASSERT_EQ(all.size(), newest.size());
+    auto it = newest.begin();
+    for (const auto& [k, e] : all) ASSERT_EQ(k, (it++)->first);
+  }
+
+  index_->FinishRecovery();
+  size_t live = 0;
+  for (const auto& [k, r] : newest) {
+    IndexEntry e;
+    if (r.entry.tombstone()) {
+      EXPECT_FALSE(index_->Get(k, &e)) << k;
+      continue;
+    }
+    ++live;
+    ASSERT_TRUE(index_->Get(k, &e)) << k;
+    ASSERT_ENTRY_EQ(e, r.entry);
+  }
+  EXPECT_EQ(index_->Size(), live);
+  // The built index takes ordinary writes.
+  IndexEntry old;
+  for (int i = 0; i < 20000; ++i) index_->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
+  for (const auto& [k, r] : newest) {
+    if (!r.entry.tombstone()) ASSERT_TRUE(index_->Remove(k, &old)) << k;
+  }
+  EXPECT_EQ(index_->Size(), 20000u);
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("new19999", &e));
+  EXPECT_ENTRY_EQ(e, Entry(99, 19999, 7));
+}
+
+// Entries buffered for a bulk build merge with what PutIfNewer already put in, by sequence.
+TEST_P(IndexTest, BulkRecoveryMergesWithPutIfNewer) {
+  IndexEntry old;
+  bool replaced;
+  ASSERT_TRUE(index_->PutIfNewer("a", Entry(1, 10, 5), 10, &old, &replaced));
+  ASSERT_TRUE(index_->PutIfNewer("b", Entry(1, 20, 5), 20, &old, &replaced));
+  ASSERT_TRUE(index_->PutIfNewer("c", Entry(1, 30, 5), 30, &old, &replaced));
+  std::vector<Index::RecoveredEntry> batch = {
+      {"a", Entry(2, 11, 6), 11},                         // newer: wins
+      {"b", Entry(2, 19, 6), 19},                         // older: loses
+      {"c", Entry(2, 31, 6, IndexEntry::kTombstone), 31},  // a newer delete
+      {"d", Entry(2, 40, 6), 40},
+      {"d", Entry(2, 41, 6), 39},  // an older version of a new key
+  };
+  index_->AddRecovered(batch.data(), batch.size());
+  index_->BuildRecovered();
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_ENTRY_EQ(got["a"], Entry(2, 11, 6));
+  EXPECT_ENTRY_EQ(got["b"], Entry(1, 20, 5));
+  EXPECT_TRUE(got["c"].tombstone());
+  EXPECT_ENTRY_EQ(got["d"], Entry(2, 40, 6));
+  index_->FinishRecovery();
+  EXPECT_EQ(index_->Size(), 3u);
+  IndexEntry e;
+  EXPECT_FALSE(index_->Get("c", &e));
+}
+
+// FinishRecovery builds what was buffered, even without BuildRecovered; an empty build is fine.
+TEST_P(IndexTest, FinishRecoveryBuildsBufferedEntries) {
+  index_->BuildRecovered();
+  EXPECT_EQ(index_->Size(), 0u);
+  std::vector<Index::RecoveredEntry> batch = {
+      {"x", Entry(1, 1, 1), 1}, {"y", Entry(1, 2, 1, IndexEntry::kTombstone), 2}};
+  index_->Reserve(2);
+  index_->AddRecovered(batch.data(), batch.size());
+  index_->FinishRecovery();
+  EXPECT_EQ(index_->Size(), 1u);
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("x", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 1, 1));
+}
+
 TEST_P(IndexTest, ReplaceIfOnlyWhenLocationMatches) {
   IndexEntry old;
   index_->Put("k", Entry(1, 100, 10), &old);
