@@ -24,6 +24,7 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "engine/index.h"
 #include "util/rw_mutex.h"
@@ -91,8 +92,9 @@ static_assert(sizeof(CompactKey) == 24);
 
 absl::weak_ordering Order(std::string_view a, std::string_view b) {
   int c = a.compare(b);
-  return c < 0 ? absl::weak_ordering::less
-               : c == 0 ? absl::weak_ordering::equivalent : absl::weak_ordering::greater;
+  return c < 0    ? absl::weak_ordering::less
+         : c == 0 ? absl::weak_ordering::equivalent
+                  : absl::weak_ordering::greater;
 }
 
 // Three-way (the B-tree then needs one comparison per probe), transparent (lookups by
@@ -113,44 +115,102 @@ using Map = absl::btree_map<CompactKey, IndexEntry, KeyCompare>;
 // full (random inserts; a bulk load fills them) and the inner nodes' child pointers.
 constexpr uint64_t kNodeBytesPerEntry = sizeof(Map::value_type) * 4 / 3 + 4;
 
+// The first 8 bytes of key, big-endian, zero-padded: orders as the keys do, or ties.
+uint64_t KeyPrefix(std::string_view key) {
+  unsigned char b[8] = {};
+  std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
+  uint64_t p = 0;
+  for (unsigned char c : b) p = (p << 8) | c;
+  return p;
+}
+
 struct Recovered {
+  uint64_t prefix;  // sorting compares this first, without touching the key
   CompactKey key;
   IndexEntry entry;
   uint64_t seq;
 };
 
 // Key ascending, newest first: the first of each key's run wins.
-bool RecoveredBefore(const Recovered& a, const Recovered& b) {
-  int c = a.key.view().compare(b.key.view());
-  return c < 0 || (c == 0 && a.seq > b.seq);
+struct RecoveredBefore {
+  bool operator()(const Recovered& a, const Recovered& b) const {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    int c = a.key.view().compare(b.key.view());
+    return c < 0 || (c == 0 && a.seq > b.seq);
+  }
+};
+
+// Runs fn(0) .. fn(n - 1), each in its own thread (fn(0) in this one).
+void RunParallel(size_t n, const std::function<void(size_t)>& fn) {
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < n; ++i) pool.emplace_back(fn, i);
+  if (n > 0) fn(0);
+  for (auto& t : pool) t.join();
 }
 
 // Sorts v with up to threads threads: parts sorted in parallel, then merged pairwise.
-void ParallelSort(std::vector<Recovered>* v, unsigned threads) {
+void MergeSort(std::vector<Recovered>* v, unsigned threads) {
   size_t parts = std::clamp<size_t>(threads, 1, std::max<size_t>(1, v->size() / 65536));
   std::vector<size_t> bounds;
   for (size_t i = 0; i <= parts; ++i) bounds.push_back(v->size() * i / parts);
-  auto run = [&](size_t n, const std::function<void(size_t)>& fn) {
-    std::vector<std::thread> pool;
-    for (size_t i = 1; i < n; ++i) pool.emplace_back(fn, i);
-    if (n > 0) fn(0);
-    for (auto& t : pool) t.join();
-  };
-  run(parts, [&](size_t i) {
-    std::sort(v->begin() + bounds[i], v->begin() + bounds[i + 1], RecoveredBefore);
+  RunParallel(parts, [&](size_t i) {
+    std::sort(v->begin() + bounds[i], v->begin() + bounds[i + 1], RecoveredBefore());
   });
   while (bounds.size() > 2) {
     std::vector<size_t> next;
     for (size_t i = 0; i + 2 < bounds.size(); i += 2) next.push_back(bounds[i]);
-    size_t pairs = (bounds.size() - 1) / 2;
-    run(pairs, [&](size_t p) {
+    RunParallel((bounds.size() - 1) / 2, [&](size_t p) {
       std::inplace_merge(v->begin() + bounds[2 * p], v->begin() + bounds[2 * p + 1],
-                         v->begin() + bounds[2 * p + 2], RecoveredBefore);
+                         v->begin() + bounds[2 * p + 2], RecoveredBefore());
     });
     if ((bounds.size() - 1) % 2 == 1) next.push_back(bounds[bounds.size() - 2]);
     next.push_back(bounds.back());
     bounds = std::move(next);
   }
+}
+
+// Sorts v: one radix pass on the 16 highest prefix bits in which the keys differ spreads them
+// into buckets that fit in the caches, which threads then sort. Keys whose prefixes mostly
+// agree (one bucket would hold much of the input) take MergeSort.
+void SortRecovered(std::vector<Recovered>* v, unsigned threads) {
+  constexpr int kBits = 16;
+  if (v->size() < 2) return;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (const Recovered& r : *v) {
+    lo = std::min(lo, r.prefix);
+    hi = std::max(hi, r.prefix);
+  }
+  // Bits above the highest one in which lo and hi differ are common to every prefix, so the
+  // bucket (the kBits below it) grows with the prefix.
+  const int top = lo == hi ? -1 : 63 - __builtin_clzll(lo ^ hi);
+  const int shift = std::max(0, top + 1 - kBits);
+  auto bucket = [&](const Recovered& r) { return (r.prefix >> shift) & ((1u << kBits) - 1); };
+  std::vector<size_t> start(size_t{1} << kBits, 0);
+  for (const Recovered& r : *v) ++start[bucket(r)];
+  if (top < 0 || *std::max_element(start.begin(), start.end()) > v->size() / 4) {
+    MergeSort(v, threads);
+    return;
+  }
+  size_t sum = 0;
+  for (size_t& c : start) sum += std::exchange(c, sum);
+  std::vector<size_t> bounds = start;
+  bounds.push_back(v->size());
+  std::vector<Recovered> out(v->size());
+  for (Recovered& r : *v) out[start[bucket(r)]++] = std::move(r);
+  v->swap(out);
+  std::vector<Recovered>().swap(out);
+  // Threads take contiguous runs of buckets of about equal size.
+  const size_t parts = std::max(1u, threads);
+  std::vector<size_t> cut = {0};
+  for (size_t b = 1; b < bounds.size() - 1 && cut.size() < parts; ++b) {
+    if (bounds[b] >= v->size() * cut.size() / parts) cut.push_back(b);
+  }
+  cut.push_back(bounds.size() - 1);
+  RunParallel(cut.size() - 1, [&](size_t t) {
+    for (size_t b = cut[t]; b < cut[t + 1]; ++b) {
+      std::sort(v->begin() + bounds[b], v->begin() + bounds[b + 1], RecoveredBefore());
+    }
+  });
 }
 
 class OrderedIndex final : public Index {
@@ -165,6 +225,7 @@ class OrderedIndex final : public Index {
 
   bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) override {
     std::unique_lock lock(mu_);
+    tombstones_ |= entry.tombstone();
     auto it = map_.lower_bound(key);
     if (it != map_.end() && it->first.view() == key) {
       *old = it->second;
@@ -193,7 +254,8 @@ class OrderedIndex final : public Index {
   void AddRecovered(const RecoveredEntry* entries, size_t n) override {
     std::lock_guard lock(recovered_mu_);
     for (size_t i = 0; i < n; ++i) {
-      recovered_.push_back(Recovered{CompactKey(entries[i].key), entries[i].entry, entries[i].seq});
+      const RecoveredEntry& r = entries[i];
+      recovered_.push_back(Recovered{KeyPrefix(r.key), CompactKey(r.key), r.entry, r.seq});
     }
   }
 
@@ -204,7 +266,7 @@ class OrderedIndex final : public Index {
       all.swap(recovered_);
     }
     if (all.empty()) return;
-    ParallelSort(&all, std::max(1u, std::thread::hardware_concurrency()));
+    SortRecovered(&all, std::max(1u, std::thread::hardware_concurrency()));
     std::unique_lock lock(mu_);
     const bool empty = map_.empty();
     for (size_t i = 0; i < all.size(); ++i) {
@@ -217,6 +279,7 @@ class OrderedIndex final : public Index {
         continue;
       }
       key_heap_bytes_ += r.key.HeapBytes();
+      tombstones_ |= r.entry.tombstone();
       // In key order: each insert lands at the end, and full nodes split unevenly (to the
       // left), so the tree comes out dense.
       map_.emplace_hint(map_.end(), std::move(r.key), r.entry);
@@ -238,6 +301,7 @@ class OrderedIndex final : public Index {
     auto it = map_.find(key);
     if (it == map_.end() || !it->second.SameLocation(expected)) return false;
     it->second = entry;
+    tombstones_ |= entry.tombstone();
     return true;
   }
 
@@ -281,6 +345,9 @@ class OrderedIndex final : public Index {
   void FinishRecovery() override {
     BuildRecovered();
     std::unique_lock lock(mu_);
+    std::unordered_map<std::string, uint64_t>().swap(seqs_);
+    if (!tombstones_) return;  // spares a pass over a large index
+    tombstones_ = false;
     for (auto it = map_.begin(); it != map_.end();) {
       if (it->second.tombstone()) {
         key_heap_bytes_ -= it->first.HeapBytes();
@@ -289,13 +356,13 @@ class OrderedIndex final : public Index {
         ++it;
       }
     }
-    std::unordered_map<std::string, uint64_t>().swap(seqs_);
   }
 
  private:
   bool PutIfNewerLocked(std::string_view key, const IndexEntry& entry, uint64_t seq,
                         IndexEntry* old, bool* replaced) {
     *replaced = false;
+    tombstones_ |= entry.tombstone();
     auto it = map_.lower_bound(key);
     if (it != map_.end() && it->first.view() == key) {
       uint64_t& stored = seqs_[std::string(key)];
@@ -321,6 +388,7 @@ class OrderedIndex final : public Index {
   mutable SpinRWMutex mu_;
   Map map_;
   uint64_t key_heap_bytes_ = 0;
+  bool tombstones_ = false;  // an entry marked tombstone may be present
   // PutIfNewer's sequence numbers, until FinishRecovery (a key without one has 0).
   std::unordered_map<std::string, uint64_t> seqs_;
 

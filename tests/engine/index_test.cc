@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -267,7 +268,7 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
 // Recovery's bulk path (AddRecovered from several loader threads, then BuildRecovered): the
 // same result as PutIfNewer in any order. Versions of a key arrive from different threads
 // (segments) in any order, tombstones win or lose by sequence, keys short and long.
-TEST_P(IndexTest, BulkRecoveryKeepsTheNewestAcrossLoaders) {
+void CheckBulkRecovery(Index* index, const std::function<std::string(uint64_t)>& key_of) {
   std::mt19937_64 rng(11);
   struct Rec {
     std::string key;
@@ -277,12 +278,10 @@ TEST_P(IndexTest, BulkRecoveryKeepsTheNewestAcrossLoaders) {
   std::vector<Rec> records;
   std::map<std::string, Rec> newest;
   for (uint64_t seq = 1; seq <= 150000; ++seq) {
-    uint64_t k = rng() % 40000;
-    std::string key = (k % 7 == 0 ? std::string(40, 'L') : std::string()) + "key" +
-                      std::to_string(k);
-    IndexEntry e = Entry(static_cast<uint32_t>(seq % 13), static_cast<uint32_t>(seq),
-                         static_cast<uint32_t>(rng() % 1000) + 1,
-                         rng() % 5 == 0 ? IndexEntry::kTombstone : 0);
+    std::string key = key_of(rng() % 40000);
+    IndexEntry e =
+        Entry(static_cast<uint32_t>(seq % 13), static_cast<uint32_t>(seq),
+              static_cast<uint32_t>(rng() % 1000) + 1, rng() % 5 == 0 ? IndexEntry::kTombstone : 0);
     records.push_back(Rec{key, e, seq});
     newest[key] = records.back();
   }
@@ -295,50 +294,75 @@ TEST_P(IndexTest, BulkRecoveryKeepsTheNewestAcrossLoaders) {
       for (size_t i = t; i < records.size(); i += kLoaders) {
         batch.push_back(Index::RecoveredEntry{records[i].key, records[i].entry, records[i].seq});
         if (batch.size() == 61) {
-          index_->AddRecovered(batch.data(), batch.size());
+          index->AddRecovered(batch.data(), batch.size());
           batch.clear();
         }
       }
-      index_->AddRecovered(batch.data(), batch.size());
+      index->AddRecovered(batch.data(), batch.size());
     });
   }
   for (auto& t : loaders) t.join();
-  index_->BuildRecovered();
+  index->BuildRecovered();
   // Tombstones stay until FinishRecovery (recovery looks for the ones tables need).
-  EXPECT_EQ(index_->Size(), newest.size());
-  std::map<std::string, IndexEntry> got = Contents();
+  EXPECT_EQ(index->Size(), newest.size());
+  std::map<std::string, IndexEntry> got;
+  index->ForEach([&](std::string_view k, const IndexEntry& e) { got.emplace(std::string(k), e); });
   ASSERT_EQ(got.size(), newest.size());
   for (const auto& [k, r] : newest) ASSERT_ENTRY_EQ(got[k], r.entry);
-  if (index_->Ordered()) {
-    std::vector<Index::KeyEntry> all = ScanAll("", 1000);
+  if (index->Ordered()) {
+    std::vector<Index::KeyEntry> all;
+    Index::Cursor cursor;
+    while (index->Scan(&cursor, "", 1000, &all)) {
+    }
     ASSERT_EQ(all.size(), newest.size());
     auto it = newest.begin();
     for (const auto& [k, e] : all) ASSERT_EQ(k, (it++)->first);
   }
 
-  index_->FinishRecovery();
+  index->FinishRecovery();
   size_t live = 0;
   for (const auto& [k, r] : newest) {
     IndexEntry e;
     if (r.entry.tombstone()) {
-      EXPECT_FALSE(index_->Get(k, &e)) << k;
+      EXPECT_FALSE(index->Get(k, &e)) << k;
       continue;
     }
     ++live;
-    ASSERT_TRUE(index_->Get(k, &e)) << k;
+    ASSERT_TRUE(index->Get(k, &e)) << k;
     ASSERT_ENTRY_EQ(e, r.entry);
   }
-  EXPECT_EQ(index_->Size(), live);
+  EXPECT_EQ(index->Size(), live);
   // The built index takes ordinary writes.
   IndexEntry old;
-  for (int i = 0; i < 20000; ++i) index_->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
+  for (int i = 0; i < 20000; ++i) index->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
   for (const auto& [k, r] : newest) {
-    if (!r.entry.tombstone()) ASSERT_TRUE(index_->Remove(k, &old)) << k;
+    if (!r.entry.tombstone()) {
+      ASSERT_TRUE(index->Remove(k, &old)) << k;
+    }
   }
-  EXPECT_EQ(index_->Size(), 20000u);
+  EXPECT_EQ(index->Size(), 20000u);
   IndexEntry e;
-  ASSERT_TRUE(index_->Get("new19999", &e));
+  ASSERT_TRUE(index->Get("new19999", &e));
   EXPECT_ENTRY_EQ(e, Entry(99, 19999, 7));
+}
+
+TEST_P(IndexTest, BulkRecoveryKeepsTheNewestAcrossLoaders) {
+  // Keys that share their first bytes, some long.
+  CheckBulkRecovery(index_.get(), [](uint64_t k) {
+    return (k % 7 == 0 ? std::string(40, 'L') : std::string()) + "key" + std::to_string(k);
+  });
+}
+
+TEST_P(IndexTest, BulkRecoveryOfVariedKeys) {
+  // Keys that differ early (spread over the ordered index's sort buckets), short ones, one empty.
+  CheckBulkRecovery(index_.get(), [](uint64_t k) {
+    if (k == 0) return std::string();
+    if (k < 300) return std::string(1 + k % 3, static_cast<char>(k));
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "%016llx",
+                  static_cast<unsigned long long>(k * 0x9E3779B97F4A7C15ull));
+    return std::string(buf, k % 2 == 0 ? 16 : 9);
+  });
 }
 
 // Entries buffered for a bulk build merge with what PutIfNewer already put in, by sequence.
@@ -349,8 +373,8 @@ TEST_P(IndexTest, BulkRecoveryMergesWithPutIfNewer) {
   ASSERT_TRUE(index_->PutIfNewer("b", Entry(1, 20, 5), 20, &old, &replaced));
   ASSERT_TRUE(index_->PutIfNewer("c", Entry(1, 30, 5), 30, &old, &replaced));
   std::vector<Index::RecoveredEntry> batch = {
-      {"a", Entry(2, 11, 6), 11},                         // newer: wins
-      {"b", Entry(2, 19, 6), 19},                         // older: loses
+      {"a", Entry(2, 11, 6), 11},                          // newer: wins
+      {"b", Entry(2, 19, 6), 19},                          // older: loses
       {"c", Entry(2, 31, 6, IndexEntry::kTombstone), 31},  // a newer delete
       {"d", Entry(2, 40, 6), 40},
       {"d", Entry(2, 41, 6), 39},  // an older version of a new key
@@ -373,8 +397,8 @@ TEST_P(IndexTest, BulkRecoveryMergesWithPutIfNewer) {
 TEST_P(IndexTest, FinishRecoveryBuildsBufferedEntries) {
   index_->BuildRecovered();
   EXPECT_EQ(index_->Size(), 0u);
-  std::vector<Index::RecoveredEntry> batch = {
-      {"x", Entry(1, 1, 1), 1}, {"y", Entry(1, 2, 1, IndexEntry::kTombstone), 2}};
+  std::vector<Index::RecoveredEntry> batch = {{"x", Entry(1, 1, 1), 1},
+                                              {"y", Entry(1, 2, 1, IndexEntry::kTombstone), 2}};
   index_->Reserve(2);
   index_->AddRecovered(batch.data(), batch.size());
   index_->FinishRecovery();
