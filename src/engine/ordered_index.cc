@@ -9,10 +9,12 @@
 // frees; recovery itself does not use PutIfNewer (below).
 //
 // Recovery (BulkRecovery). Loader threads hand their entries to AddRecovered, which appends them
-// to one buffer under a short lock; BuildRecovered sorts the buffer (by key, newest sequence
-// first; parts sorted in parallel, then merged), keeps each key's newest entry (tombstones
-// included, as PutIfNewer would) and appends them to the tree in key order. Inserting into a
-// std::map under one lock, one heap allocation per key, took 72 s for 10M keys.
+// to one buffer under a short lock; BuildRecovered sorts the buffer by key, newest sequence first
+// (one radix pass on an 8-byte key prefix into cache-sized buckets that threads sort; keys that
+// share their first bytes take a parallel merge sort), keeps each key's newest entry (tombstones
+// included, as PutIfNewer would) and appends them to the tree in key order, which fills its
+// nodes. Inserting into a std::map under one lock, a heap allocation per key, took 72 s for 10M
+// keys. The buffer costs 56 bytes per loaded record, twice that while the radix pass moves it.
 //
 // Concurrency: readers share the lock; the writer (the group-commit leader) and compaction take
 // it for one B-tree operation. Scans copy a chunk of entries out and resume from the last key.

@@ -210,16 +210,42 @@ TEST_P(IndexTest, PutIfNewer) {
   EXPECT_TRUE(e.tombstone());
 }
 
+// A record as recovery loads it.
+struct Rec {
+  std::string key;
+  IndexEntry entry;
+  uint64_t seq;
+};
+
+// Checks index against newest (each key's newest record, tombstones included), then again after
+// FinishRecovery (which drops the tombstones); returns the number of live keys.
+size_t CheckNewestThenFinish(Index* index, const std::map<std::string, Rec>& newest) {
+  std::map<std::string, IndexEntry> got;
+  index->ForEach([&](std::string_view k, const IndexEntry& e) { got.emplace(std::string(k), e); });
+  EXPECT_EQ(index->Size(), newest.size());
+  EXPECT_EQ(got.size(), newest.size());
+  for (const auto& [k, r] : newest) EXPECT_ENTRY_EQ(got[k], r.entry);
+  index->FinishRecovery();
+  size_t live = 0;
+  for (const auto& [k, r] : newest) {
+    IndexEntry e;
+    if (r.entry.tombstone()) {
+      EXPECT_FALSE(index->Get(k, &e)) << k;
+      continue;
+    }
+    ++live;
+    EXPECT_TRUE(index->Get(k, &e)) << k;
+    EXPECT_ENTRY_EQ(e, r.entry);
+  }
+  EXPECT_EQ(index->Size(), live);
+  return live;
+}
+
 TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
   // Recovery loads segments in any order: the result must not depend on it. Enough keys that
   // every shard's table grows while sequence numbers are kept, sizes of every encoded length,
   // and tombstones that FinishRecovery drops.
   std::mt19937_64 rng(5);
-  struct Rec {
-    std::string key;
-    IndexEntry entry;
-    uint64_t seq;
-  };
   std::vector<Rec> records;
   std::map<std::string, Rec> newest;
   for (uint64_t seq = 1; seq <= 200000; ++seq) {
@@ -236,26 +262,8 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
     bool replaced;
     index_->PutIfNewer(r.key, r.entry, r.seq, &old, &replaced);
   }
-  EXPECT_EQ(index_->Size(), newest.size());
-  std::map<std::string, IndexEntry> got = Contents();
-  ASSERT_EQ(got.size(), newest.size());
-  for (const auto& [k, r] : newest) ASSERT_ENTRY_EQ(got[k], r.entry);
-
-  index_->FinishRecovery();
-  got = Contents();
-  size_t live = 0;
-  for (const auto& [k, r] : newest) {
-    IndexEntry e;
-    if (r.entry.tombstone()) {
-      EXPECT_FALSE(index_->Get(k, &e)) << k;
-      continue;
-    }
-    ++live;
-    ASSERT_TRUE(index_->Get(k, &e)) << k;
-    ASSERT_ENTRY_EQ(e, r.entry);
-  }
-  EXPECT_EQ(index_->Size(), live);
-  EXPECT_EQ(got.size(), live);
+  size_t live = CheckNewestThenFinish(index_.get(), newest);
+  EXPECT_EQ(Contents().size(), live);
   // Ordinary writes go on after recovery.
   IndexEntry old;
   for (int i = 0; i < 60000; ++i) index_->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
@@ -270,11 +278,6 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
 // (segments) in any order, tombstones win or lose by sequence, keys short and long.
 void CheckBulkRecovery(Index* index, const std::function<std::string(uint64_t)>& key_of) {
   std::mt19937_64 rng(11);
-  struct Rec {
-    std::string key;
-    IndexEntry entry;
-    uint64_t seq;
-  };
   std::vector<Rec> records;
   std::map<std::string, Rec> newest;
   for (uint64_t seq = 1; seq <= 150000; ++seq) {
@@ -304,11 +307,6 @@ void CheckBulkRecovery(Index* index, const std::function<std::string(uint64_t)>&
   for (auto& t : loaders) t.join();
   index->BuildRecovered();
   // Tombstones stay until FinishRecovery (recovery looks for the ones tables need).
-  EXPECT_EQ(index->Size(), newest.size());
-  std::map<std::string, IndexEntry> got;
-  index->ForEach([&](std::string_view k, const IndexEntry& e) { got.emplace(std::string(k), e); });
-  ASSERT_EQ(got.size(), newest.size());
-  for (const auto& [k, r] : newest) ASSERT_ENTRY_EQ(got[k], r.entry);
   if (index->Ordered()) {
     std::vector<Index::KeyEntry> all;
     Index::Cursor cursor;
@@ -318,20 +316,7 @@ void CheckBulkRecovery(Index* index, const std::function<std::string(uint64_t)>&
     auto it = newest.begin();
     for (const auto& [k, e] : all) ASSERT_EQ(k, (it++)->first);
   }
-
-  index->FinishRecovery();
-  size_t live = 0;
-  for (const auto& [k, r] : newest) {
-    IndexEntry e;
-    if (r.entry.tombstone()) {
-      EXPECT_FALSE(index->Get(k, &e)) << k;
-      continue;
-    }
-    ++live;
-    ASSERT_TRUE(index->Get(k, &e)) << k;
-    ASSERT_ENTRY_EQ(e, r.entry);
-  }
-  EXPECT_EQ(index->Size(), live);
+  CheckNewestThenFinish(index, newest);
   // The built index takes ordinary writes.
   IndexEntry old;
   for (int i = 0; i < 20000; ++i) index->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
