@@ -249,8 +249,10 @@ class OrderedIndex final : public Index {
   bool BulkRecovery() const override { return true; }
 
   void Reserve(uint64_t keys) override {
+    // The count comes from hint footers, which no checksum covers: a damaged one must not
+    // reserve without bound (past the cap the buffer grows as it fills).
     std::lock_guard lock(recovered_mu_);
-    recovered_.reserve(keys);
+    recovered_.reserve(std::min<uint64_t>(keys, uint64_t{1} << 25));
   }
 
   void AddRecovered(const RecoveredEntry* entries, size_t n) override {
