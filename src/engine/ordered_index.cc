@@ -21,6 +21,7 @@
 #include <absl/container/btree_map.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -93,6 +94,16 @@ class CompactKey {
 static_assert(sizeof(CompactKey) == 24);
 
 absl::weak_ordering Order(std::string_view a, std::string_view b) {
+  if (std::endian::native == std::endian::little && a.size() >= 8 && b.size() >= 8) {
+    // Most comparisons end in the first 8 bytes: decide them without a call to memcmp.
+    uint64_t x, y;
+    std::memcpy(&x, a.data(), 8);
+    std::memcpy(&y, b.data(), 8);
+    if (x != y) {
+      return __builtin_bswap64(x) < __builtin_bswap64(y) ? absl::weak_ordering::less
+                                                         : absl::weak_ordering::greater;
+    }
+  }
   int c = a.compare(b);
   return c < 0    ? absl::weak_ordering::less
          : c == 0 ? absl::weak_ordering::equivalent

@@ -273,6 +273,35 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
   EXPECT_ENTRY_EQ(e, Entry(99, 59999, 7));
 }
 
+// Bytes compare unsigned, in every position (the ordered index compares the first 8 bytes as a
+// word), and a key orders before its extensions.
+TEST_P(IndexTest, OrderIsBytewiseUnsigned) {
+  std::set<std::string> keys;
+  for (int pos : {0, 3, 7, 8, 12}) {
+    for (int b : {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff}) {
+      std::string k(16, 'm');
+      k[pos] = static_cast<char>(b);
+      keys.insert(k);
+      keys.insert(k.substr(0, pos + 1));
+    }
+  }
+  keys.insert("");
+  IndexEntry old;
+  uint32_t i = 0;
+  for (const std::string& k : keys) EXPECT_FALSE(index_->Put(k, Entry(1, i++, 1), &old));
+  EXPECT_EQ(index_->Size(), keys.size());
+  for (const std::string& k : keys) {
+    IndexEntry e;
+    EXPECT_TRUE(index_->Get(k, &e));
+  }
+  if (index_->Ordered()) {
+    std::vector<Index::KeyEntry> all = ScanAll("", 5);
+    ASSERT_EQ(all.size(), keys.size());
+    auto it = keys.begin();
+    for (const auto& [k, e] : all) EXPECT_EQ(k, *it++);
+  }
+}
+
 // Recovery's bulk path (AddRecovered from several loader threads, then BuildRecovered): the
 // same result as PutIfNewer in any order. Versions of a key arrive from different threads
 // (segments) in any order, tombstones win or lose by sequence, keys short and long.
