@@ -9,6 +9,7 @@ PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
   libgtest-dev libgmock-dev librapidcheck-dev
   libxxhash-dev libzstd-dev liblz4-dev libjemalloc-dev libcli11-dev nlohmann-json3-dev libboost-dev
+  libabsl-dev
   python3 python3-pytest python3-redis python3-pymemcache redis-tools curl
 )
 

@@ -236,7 +236,9 @@ class DBImpl final : public DB {
   Status ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is_tail,
                               uint64_t start = format::kFileHeaderBytes, uint64_t max_seq = 0);
   void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
-                 bool is_tombstone_record);
+                 bool is_tombstone_record, std::vector<Index::RecoveredEntry>* bulk);
+  // Hands the entries LoadEntry gathered to an index that loads in bulk.
+  void FlushBulk(std::vector<Index::RecoveredEntry>* bulk);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
 
   // Index checkpoint (index_checkpoint.cc, docs/format.md "INDEX file").

@@ -48,6 +48,27 @@ class Index {
   // *replaced is set.
   virtual bool PutIfNewer(std::string_view key, const IndexEntry& entry, uint64_t seq,
                           IndexEntry* old, bool* replaced) = 0;
+  // Bulk recovery, for an index that builds faster from sorted input than by inserting (the
+  // ordered index): loaders hand entries to AddRecovered (thread-safe; copies the keys) instead
+  // of calling PutIfNewer, and BuildRecovered then puts each key's entry with the highest
+  // sequence number into the index (tombstones too, as PutIfNewer would). Live-byte counts are
+  // the caller's, from the built index. After BuildRecovered, until FinishRecovery: no
+  // PutIfNewer (the built entries keep no sequence number).
+  struct RecoveredEntry {
+    std::string_view key;
+    IndexEntry entry;
+    uint64_t seq = 0;
+  };
+  virtual bool BulkRecovery() const { return false; }
+  virtual void AddRecovered(const RecoveredEntry* entries, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      IndexEntry old;
+      bool replaced;
+      PutIfNewer(entries[i].key, entries[i].entry, entries[i].seq, &old, &replaced);
+    }
+  }
+  virtual void BuildRecovered() {}
+
   // Removes; returns true and fills *old if the key was present.
   virtual bool Remove(std::string_view key, IndexEntry* old) = 0;
   // Replaces the entry only if it still points at expected's location (compaction moving a
@@ -77,7 +98,8 @@ class Index {
   // Visits every entry; fn may not touch the index. Holds locks while running.
   virtual void ForEach(
       const std::function<void(std::string_view, const IndexEntry&)>& fn) const = 0;
-  // Ends recovery: removes the entries marked tombstone and frees what PutIfNewer kept.
+  // Ends recovery: builds what AddRecovered buffered, removes the entries marked tombstone and
+  // frees what PutIfNewer kept.
   virtual void FinishRecovery() = 0;
 
   // Checkpoint (the INDEX file, docs/format.md): the index as it lies in memory, in parts that

@@ -251,11 +251,19 @@ Status DBImpl::LoadIndexFromSegments(const std::vector<std::shared_ptr<Segment>>
   hint_prefixes_.clear();
   VARVE_RETURN_IF_ERROR(first_error);
 
+  const bool bulk = index_->BulkRecovery();
+  if (bulk) index_->BuildRecovered();
   // Deletes of keys that a table holds stay in the index (they hide the table's record).
   std::vector<std::pair<std::string, IndexEntry>> shadows;
-  if (!tables_->empty()) {
+  if (bulk || !tables_->empty()) {
+    const bool tables = !tables_->empty();
     index_->ForEach([&](std::string_view key, const IndexEntry& e) {
-      if (e.tombstone() && TablesHold(key)) shadows.emplace_back(std::string(key), e);
+      if (e.tombstone()) {
+        if (tables && TablesHold(key)) shadows.emplace_back(std::string(key), e);
+      } else if (bulk) {
+        // A bulk load counts live bytes here, from each key's newest record.
+        loading_.at(e.segment)->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
+      }
     });
   }
   index_->FinishRecovery();
@@ -271,10 +279,15 @@ Status DBImpl::LoadIndexFromSegments(const std::vector<std::shared_ptr<Segment>>
 }
 
 // Keeps the newest record of key; live bytes follow the index as it changes, so no pass over
-// the whole index is needed afterwards. Thread-safe (loading_ is read-only meanwhile).
+// the whole index is needed afterwards. Thread-safe (loading_ is read-only meanwhile). An index
+// that loads in bulk gets the entry in *bulk instead (FlushBulk hands them over).
 void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
-                       bool is_tombstone_record) {
+                       bool is_tombstone_record, std::vector<Index::RecoveredEntry>* bulk) {
   if (is_tombstone_record) seg->NoteTombstone(seq, e.size);
+  if (index_->BulkRecovery()) {
+    bulk->push_back(Index::RecoveredEntry{key, e, seq});
+    return;
+  }
   IndexEntry old;
   bool replaced;
   if (!index_->PutIfNewer(key, e, seq, &old, &replaced)) return;
@@ -282,6 +295,12 @@ void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, 
   if (replaced && !old.tombstone()) {
     loading_.at(old.segment)->live_bytes.fetch_sub(old.size, std::memory_order_relaxed);
   }
+}
+
+void DBImpl::FlushBulk(std::vector<Index::RecoveredEntry>* bulk) {
+  if (bulk->empty()) return;
+  index_->AddRecovered(bulk->data(), bulk->size());
+  bulk->clear();
 }
 
 Status DBImpl::FinishObsolete() {
@@ -321,6 +340,7 @@ Status DBImpl::LoadHintEntries(Segment* seg, const std::function<Status(const Hi
   uint64_t now = NowUnixMs();
   uint64_t min_seq = UINT64_MAX;
   *max_seq = 0;
+  std::vector<Index::RecoveredEntry> bulk;
   Status s = read([&](const HintEntry* h, size_t n) {
     // The index is far larger than the caches: start every slot load of the group first.
     for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
@@ -329,8 +349,9 @@ Status DBImpl::LoadHintEntries(Segment* seg, const std::function<Status(const Hi
       *max_seq = std::max(*max_seq, h[i].seq);
       LoadEntry(seg, h[i].key,
                 EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].expiry_ms, now),
-                h[i].seq, (h[i].flags & kTypeMask) == kTypeTombstone);
+                h[i].seq, (h[i].flags & kTypeMask) == kTypeTombstone, &bulk);
     }
+    FlushBulk(&bulk);  // the keys point into the batch
   });
   if (*max_seq != 0) {
     seg->NoteSeq(min_seq);
@@ -427,13 +448,15 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
   // larger than the caches); the order within a segment does not matter (PutIfNewer).
   std::vector<Pending> ready(64);
   size_t ready_n = 0;
+  std::vector<Index::RecoveredEntry> bulk;
   auto flush_ready = [&] {
     for (size_t i = 0; i < ready_n; ++i) index_->Prefetch(ready[i].key);
     for (size_t i = 0; i < ready_n; ++i) {
       const Pending& p = ready[i];
       seg->NoteSeq(p.seq);
-      LoadEntry(seg.get(), p.key, p.entry, p.seq, p.tombstone_record);
+      LoadEntry(seg.get(), p.key, p.entry, p.seq, p.tombstone_record, &bulk);
     }
+    FlushBulk(&bulk);  // the keys point into ready
     ready_n = 0;
   };
   auto load = [&](std::string_view key, const IndexEntry& e, uint64_t seq, bool tombstone) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -209,16 +210,42 @@ TEST_P(IndexTest, PutIfNewer) {
   EXPECT_TRUE(e.tombstone());
 }
 
+// A record as recovery loads it.
+struct Rec {
+  std::string key;
+  IndexEntry entry;
+  uint64_t seq;
+};
+
+// Checks index against newest (each key's newest record, tombstones included), then again after
+// FinishRecovery (which drops the tombstones); returns the number of live keys.
+size_t CheckNewestThenFinish(Index* index, const std::map<std::string, Rec>& newest) {
+  std::map<std::string, IndexEntry> got;
+  index->ForEach([&](std::string_view k, const IndexEntry& e) { got.emplace(std::string(k), e); });
+  EXPECT_EQ(index->Size(), newest.size());
+  EXPECT_EQ(got.size(), newest.size());
+  for (const auto& [k, r] : newest) EXPECT_ENTRY_EQ(got[k], r.entry);
+  index->FinishRecovery();
+  size_t live = 0;
+  for (const auto& [k, r] : newest) {
+    IndexEntry e;
+    if (r.entry.tombstone()) {
+      EXPECT_FALSE(index->Get(k, &e)) << k;
+      continue;
+    }
+    ++live;
+    EXPECT_TRUE(index->Get(k, &e)) << k;
+    EXPECT_ENTRY_EQ(e, r.entry);
+  }
+  EXPECT_EQ(index->Size(), live);
+  return live;
+}
+
 TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
   // Recovery loads segments in any order: the result must not depend on it. Enough keys that
   // every shard's table grows while sequence numbers are kept, sizes of every encoded length,
   // and tombstones that FinishRecovery drops.
   std::mt19937_64 rng(5);
-  struct Rec {
-    std::string key;
-    IndexEntry entry;
-    uint64_t seq;
-  };
   std::vector<Rec> records;
   std::map<std::string, Rec> newest;
   for (uint64_t seq = 1; seq <= 200000; ++seq) {
@@ -235,26 +262,8 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
     bool replaced;
     index_->PutIfNewer(r.key, r.entry, r.seq, &old, &replaced);
   }
-  EXPECT_EQ(index_->Size(), newest.size());
-  std::map<std::string, IndexEntry> got = Contents();
-  ASSERT_EQ(got.size(), newest.size());
-  for (const auto& [k, r] : newest) ASSERT_ENTRY_EQ(got[k], r.entry);
-
-  index_->FinishRecovery();
-  got = Contents();
-  size_t live = 0;
-  for (const auto& [k, r] : newest) {
-    IndexEntry e;
-    if (r.entry.tombstone()) {
-      EXPECT_FALSE(index_->Get(k, &e)) << k;
-      continue;
-    }
-    ++live;
-    ASSERT_TRUE(index_->Get(k, &e)) << k;
-    ASSERT_ENTRY_EQ(e, r.entry);
-  }
-  EXPECT_EQ(index_->Size(), live);
-  EXPECT_EQ(got.size(), live);
+  size_t live = CheckNewestThenFinish(index_.get(), newest);
+  EXPECT_EQ(Contents().size(), live);
   // Ordinary writes go on after recovery.
   IndexEntry old;
   for (int i = 0; i < 60000; ++i) index_->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
@@ -262,6 +271,155 @@ TEST_P(IndexTest, PutIfNewerAppliedInAnyOrderKeepsTheNewest) {
   IndexEntry e;
   ASSERT_TRUE(index_->Get("new59999", &e));
   EXPECT_ENTRY_EQ(e, Entry(99, 59999, 7));
+}
+
+// Bytes compare unsigned, in every position (the ordered index compares the first 8 bytes as a
+// word), and a key orders before its extensions.
+TEST_P(IndexTest, OrderIsBytewiseUnsigned) {
+  std::set<std::string> keys;
+  for (int pos : {0, 3, 7, 8, 12}) {
+    for (int b : {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff}) {
+      std::string k(16, 'm');
+      k[pos] = static_cast<char>(b);
+      keys.insert(k);
+      keys.insert(k.substr(0, pos + 1));
+    }
+  }
+  keys.insert("");
+  IndexEntry old;
+  uint32_t i = 0;
+  for (const std::string& k : keys) EXPECT_FALSE(index_->Put(k, Entry(1, i++, 1), &old));
+  EXPECT_EQ(index_->Size(), keys.size());
+  for (const std::string& k : keys) {
+    IndexEntry e;
+    EXPECT_TRUE(index_->Get(k, &e));
+  }
+  if (index_->Ordered()) {
+    std::vector<Index::KeyEntry> all = ScanAll("", 5);
+    ASSERT_EQ(all.size(), keys.size());
+    auto it = keys.begin();
+    for (const auto& [k, e] : all) EXPECT_EQ(k, *it++);
+  }
+}
+
+// Recovery's bulk path (AddRecovered from several loader threads, then BuildRecovered): the
+// same result as PutIfNewer in any order. Versions of a key arrive from different threads
+// (segments) in any order, tombstones win or lose by sequence, keys short and long.
+void CheckBulkRecovery(Index* index, const std::function<std::string(uint64_t)>& key_of) {
+  std::mt19937_64 rng(11);
+  std::vector<Rec> records;
+  std::map<std::string, Rec> newest;
+  for (uint64_t seq = 1; seq <= 150000; ++seq) {
+    std::string key = key_of(rng() % 40000);
+    IndexEntry e =
+        Entry(static_cast<uint32_t>(seq % 13), static_cast<uint32_t>(seq),
+              static_cast<uint32_t>(rng() % 1000) + 1, rng() % 5 == 0 ? IndexEntry::kTombstone : 0);
+    records.push_back(Rec{key, e, seq});
+    newest[key] = records.back();
+  }
+  std::shuffle(records.begin(), records.end(), rng);
+  constexpr int kLoaders = 4;
+  std::vector<std::thread> loaders;
+  for (int t = 0; t < kLoaders; ++t) {
+    loaders.emplace_back([&, t] {
+      std::vector<Index::RecoveredEntry> batch;
+      for (size_t i = t; i < records.size(); i += kLoaders) {
+        batch.push_back(Index::RecoveredEntry{records[i].key, records[i].entry, records[i].seq});
+        if (batch.size() == 61) {
+          index->AddRecovered(batch.data(), batch.size());
+          batch.clear();
+        }
+      }
+      index->AddRecovered(batch.data(), batch.size());
+    });
+  }
+  for (auto& t : loaders) t.join();
+  index->BuildRecovered();
+  // Tombstones stay until FinishRecovery (recovery looks for the ones tables need).
+  if (index->Ordered()) {
+    std::vector<Index::KeyEntry> all;
+    Index::Cursor cursor;
+    while (index->Scan(&cursor, "", 1000, &all)) {
+    }
+    ASSERT_EQ(all.size(), newest.size());
+    auto it = newest.begin();
+    for (const auto& [k, e] : all) ASSERT_EQ(k, (it++)->first);
+  }
+  CheckNewestThenFinish(index, newest);
+  // The built index takes ordinary writes.
+  IndexEntry old;
+  for (int i = 0; i < 20000; ++i) index->Put("new" + std::to_string(i), Entry(99, i, 7), &old);
+  for (const auto& [k, r] : newest) {
+    if (!r.entry.tombstone()) {
+      ASSERT_TRUE(index->Remove(k, &old)) << k;
+    }
+  }
+  EXPECT_EQ(index->Size(), 20000u);
+  IndexEntry e;
+  ASSERT_TRUE(index->Get("new19999", &e));
+  EXPECT_ENTRY_EQ(e, Entry(99, 19999, 7));
+}
+
+TEST_P(IndexTest, BulkRecoveryKeepsTheNewestAcrossLoaders) {
+  // Keys that share their first bytes, some long.
+  CheckBulkRecovery(index_.get(), [](uint64_t k) {
+    return (k % 7 == 0 ? std::string(40, 'L') : std::string()) + "key" + std::to_string(k);
+  });
+}
+
+TEST_P(IndexTest, BulkRecoveryOfVariedKeys) {
+  // Keys that differ early (spread over the ordered index's sort buckets), short ones, one empty.
+  CheckBulkRecovery(index_.get(), [](uint64_t k) {
+    if (k == 0) return std::string();
+    if (k < 300) return std::string(1 + k % 3, static_cast<char>(k));
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "%016llx",
+                  static_cast<unsigned long long>(k * 0x9E3779B97F4A7C15ull));
+    return std::string(buf, k % 2 == 0 ? 16 : 9);
+  });
+}
+
+// Entries buffered for a bulk build merge with what PutIfNewer already put in, by sequence.
+TEST_P(IndexTest, BulkRecoveryMergesWithPutIfNewer) {
+  IndexEntry old;
+  bool replaced;
+  ASSERT_TRUE(index_->PutIfNewer("a", Entry(1, 10, 5), 10, &old, &replaced));
+  ASSERT_TRUE(index_->PutIfNewer("b", Entry(1, 20, 5), 20, &old, &replaced));
+  ASSERT_TRUE(index_->PutIfNewer("c", Entry(1, 30, 5), 30, &old, &replaced));
+  std::vector<Index::RecoveredEntry> batch = {
+      {"a", Entry(2, 11, 6), 11},                          // newer: wins
+      {"b", Entry(2, 19, 6), 19},                          // older: loses
+      {"c", Entry(2, 31, 6, IndexEntry::kTombstone), 31},  // a newer delete
+      {"d", Entry(2, 40, 6), 40},
+      {"d", Entry(2, 41, 6), 39},  // an older version of a new key
+  };
+  index_->AddRecovered(batch.data(), batch.size());
+  index_->BuildRecovered();
+  std::map<std::string, IndexEntry> got = Contents();
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_ENTRY_EQ(got["a"], Entry(2, 11, 6));
+  EXPECT_ENTRY_EQ(got["b"], Entry(1, 20, 5));
+  EXPECT_TRUE(got["c"].tombstone());
+  EXPECT_ENTRY_EQ(got["d"], Entry(2, 40, 6));
+  index_->FinishRecovery();
+  EXPECT_EQ(index_->Size(), 3u);
+  IndexEntry e;
+  EXPECT_FALSE(index_->Get("c", &e));
+}
+
+// FinishRecovery builds what was buffered, even without BuildRecovered; an empty build is fine.
+TEST_P(IndexTest, FinishRecoveryBuildsBufferedEntries) {
+  index_->BuildRecovered();
+  EXPECT_EQ(index_->Size(), 0u);
+  std::vector<Index::RecoveredEntry> batch = {{"x", Entry(1, 1, 1), 1},
+                                              {"y", Entry(1, 2, 1, IndexEntry::kTombstone), 2}};
+  index_->Reserve(2);
+  index_->AddRecovered(batch.data(), batch.size());
+  index_->FinishRecovery();
+  EXPECT_EQ(index_->Size(), 1u);
+  IndexEntry e;
+  ASSERT_TRUE(index_->Get("x", &e));
+  EXPECT_ENTRY_EQ(e, Entry(1, 1, 1));
 }
 
 TEST_P(IndexTest, ReplaceIfOnlyWhenLocationMatches) {
