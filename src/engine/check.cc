@@ -40,6 +40,9 @@ struct HintClaim {
 struct Hint {
   std::string path;
   uint64_t size = 0;
+  // Segment bytes the hint describes: its whole segment, or the records before a tail's reopen
+  // (the close-time hint of a tail that took writes again; recovery scans the rest).
+  uint64_t end = 0;
   std::vector<HintClaim> claims;
 };
 
@@ -348,7 +351,9 @@ bool Checker::LoadHint(SegmentFile* segp, Hint* hint) {
                       "); reads of records past this offset fail");
         return false;
       }
-      if (described != seg.size) {
+      if (described < seg.size && described >= kFileHeaderBytes && !seg.compaction_output) {
+        hint->end = described;  // a reopened tail's close-time hint: checked for its records
+      } else if (described != seg.size) {
         AddDamage(hint->path, hint->size - kHintFooterBytes + 8,
                   "stale hint: describes " + std::to_string(described) + " segment bytes, " +
                       SegmentFileName(seg.id) + " has " + std::to_string(seg.size) +
@@ -357,8 +362,9 @@ bool Checker::LoadHint(SegmentFile* segp, Hint* hint) {
       }
     }
   }
+  if (hint->end == 0) hint->end = seg.size;
   uint64_t pos = kFileHeaderBytes;
-  Status s = ReadHintFile(env_, hint->path, seg.id, seg.size, [&](const HintEntry& e) {
+  Status s = ReadHintFile(env_, hint->path, seg.id, hint->end, [&](const HintEntry& e) {
     hint->claims.push_back(HintClaim{pos, e.offset, e.size, e.seq, e.expiry_ms,
                                      static_cast<uint8_t>(e.flags & kTypeMask), KeyHash(e.key)});
     pos += HintEntryBytes(e);
@@ -376,7 +382,8 @@ bool Checker::LoadHint(SegmentFile* segp, Hint* hint) {
 
 void Checker::ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint) {
   // Recovery scans (and so cuts) the tail only when no current hint describes it.
-  const bool cut_at_open = (is_tail || seg.compaction_output) && hint == nullptr;
+  const bool cut_at_open =
+      (is_tail || seg.compaction_output) && (hint == nullptr || hint->end < seg.size);
   SegmentScanner scanner(seg.file.get(), seg.size, seg.path);
 
   // Hint entries are matched against records as the scan passes them; one report per hint
@@ -466,7 +473,9 @@ void Checker::ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint) {
         batch.push_back(BatchRecord{offset, claim});
         if (rec.batch_commit()) {
           for (const BatchRecord& r : batch) {
-            if (r.claim == nullptr && hint != nullptr) missing_claim(r.offset);
+            if (r.claim == nullptr && hint != nullptr && r.offset < hint->end) {
+              missing_claim(r.offset);
+            }
           }
           batch.clear();
           last_good = offset + rec.size;
@@ -477,7 +486,7 @@ void Checker::ScanSegment(const SegmentFile& seg, bool is_tail, Hint* hint) {
         uncommitted_batch(false);
         batch.clear();
       }
-      if (claim == nullptr && hint != nullptr) missing_claim(offset);
+      if (claim == nullptr && hint != nullptr && offset < hint->end) missing_claim(offset);
       last_good = offset + rec.size;
       continue;
     }

@@ -37,7 +37,9 @@ struct CheckReport {
 //   - a record that fails its checksum or is cut short;
 //   - "torn tail (cut at next open)": the newest non-compaction segment ends inside a record or
 //     inside an uncommitted batch, as after a crash; the next open drops those bytes;
-//   - "stale hint": a hint describing a different segment size than the segment has;
+//   - "stale hint": a hint describing a different segment size than the segment has (but for
+//     a writer segment's close-time hint, which describes the records before the
+//     store's reopen: the next open loads it and scans the rest);
 //   - a hint file without its segment; a damaged OBSOLETE file.
 // Appends to report->damage and adds to the counters (the caller passes a fresh report).
 // Thread-compatible: one call per report.

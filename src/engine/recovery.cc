@@ -163,11 +163,10 @@ Status DBImpl::Recover() {
   }
   if (tail != nullptr && tail->size_bytes.load() < options_.segment_size_bytes &&
       !tail->damaged.load()) {
-    // Keep appending to the tail; its hint (written at close) goes stale with the first write.
-    if (tail->has_hint.load()) {
-      VARVE_RETURN_IF_ERROR(env_->RemoveFile(dir_ + "/" + HintFileName(tail->id)));
-      tail->has_hint = false;
-    }
+    // Keep appending to the tail. Its hint (written at close) stays: after a crash it still
+    // describes the records before the new ones (see LoadSegment); sealing or the next clean
+    // close replaces it with a hint of the whole segment.
+    tail->has_hint = false;
     std::unique_ptr<WritableFile> f;
     if (options_.mmap_writes) {
       VARVE_ASSIGN_OR_RETURN(
@@ -402,6 +401,15 @@ Status DBImpl::LoadSegment(const std::shared_ptr<Segment>& seg, bool is_tail, bo
       seg->size_bytes = size = described;
     } else if (!tail_scan.io_status().ok()) {
       return tail_scan.io_status();
+    } else {
+      // Records after the described end: a tail reopened after a clean close keeps its hint,
+      // which still describes the segment's first bytes (synced before the hint was written,
+      // and never rewritten). Load it and scan only what was appended since.
+      Status s = load(described);
+      if (s.ok()) return ScanSegmentIntoIndex(seg, is_tail, described, max_seq);
+      LogWarning(s.ToString() + "; scanning all of " + SegmentFileName(seg->id));
+      env_->RemoveFile(hint_path).ok();
+      return ScanSegmentIntoIndex(seg, is_tail);
     }
   }
   Status s = load(size);
