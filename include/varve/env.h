@@ -44,7 +44,8 @@ class RandomAccessFile {
   // SIGBUS) falls back to the plain read and its error. Call before the file is shared between
   // threads. Implementations without mappings ignore it; the POSIX one serves reads of up
   // to a page from the mapping, and larger ones (up to 64 KiB) only when all their pages are
-  // cached (mincore): a cold large read is one pread, not a fault per page.
+  // cached (mincore, skipped for a while once a thread's checks keep finding them cached): a
+  // cold large read is one pread, not a fault per page.
   virtual void MapForReads(uint64_t length) {}
   // For a reader that can use the bytes where they lie (one copy less): if Read would serve
   // [offset, offset + n) from the mapping, calls fn(data, arg) with a pointer to those bytes in

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "env/mmap_guard.h"
+#include "env/residency_guess.h"
 #include "varve/env.h"
 
 namespace varve {
@@ -367,10 +369,10 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   }
 
   Result<size_t> Read(uint64_t offset, size_t n, char* scratch) const override {
-    // A larger read comes from the mapping only if all its pages are cached: otherwise pread
-    // makes one request to the disk, where a copy from the mapping would fault in (and wait
-    // for) one page at a time.
-    if (FromMapping(offset, n) && GuardedCopy(scratch, map_ + offset, n)) return n;
+    // A larger read comes from the mapping only where its pages are cached (ResidencyGuess):
+    // otherwise pread makes one request to the disk, where a copy from the mapping would fault
+    // in (and wait for) one page at a time.
+    if (MappedRead(offset, n, [&] { return GuardedCopy(scratch, map_ + offset, n); })) return n;
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
@@ -386,9 +388,10 @@ class PosixRandomAccessFile final : public RandomAccessFile {
 
   bool VisitMapped(uint64_t offset, size_t n, void (*fn)(const char* data, void* arg),
                    void* arg) const override {
-    if (!FromMapping(offset, n)) return false;
-    const char* data = map_ + offset;
-    return RunGuarded([&] { fn(data, arg); });
+    return MappedRead(offset, n, [&] {
+      const char* data = map_ + offset;
+      return RunGuarded([&] { fn(data, arg); });
+    });
   }
 
   Result<uint64_t> Size() const override {
@@ -403,24 +406,29 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  private:
   static constexpr size_t kMaxResidentCheck = 64 << 10;  // larger reads always use pread
 
-  bool FromMapping(uint64_t offset, size_t n) const {
-    return map_ != nullptr && offset + n <= map_length_ && offset + n >= offset &&
-           (n <= kMaxMappedRead || Resident(offset, n));
-  }
-
-  // True if every page of [offset, offset + n) is in the page cache (mincore). After a miss the
-  // thread skips the check (false) for its next kSkipAfterMiss calls: data larger than memory
-  // then costs one mincore per that many reads, and its pages stay unmapped (cheaper to reclaim).
-  static constexpr uint32_t kSkipAfterMiss = 64;
-  bool Resident(uint64_t offset, size_t n) const {
-    thread_local uint32_t skip = 0;
-    if (skip > 0) {
-      --skip;
-      return false;
+  // Runs copy() (true if it read the mapping without SIGBUS) if [offset, offset + n) should come
+  // from the mapping (ResidencyGuess); false if it should not, or could not.
+  template <typename Copy>
+  bool MappedRead(uint64_t offset, size_t n, Copy&& copy) const {
+    if (map_ == nullptr || offset + n > map_length_ || offset + n < offset) return false;
+    if (n <= kMaxMappedRead) return copy();
+    if (n > kMaxResidentCheck) return false;
+    ResidencyGuess& guess = tls_residency_guess;
+    switch (guess.Next()) {
+      case ResidencyGuess::Plan::kPread:
+        return false;
+      case ResidencyGuess::Plan::kCheck: {
+        const bool cached = AllPagesCached(offset, n);
+        guess.Checked(cached);
+        return cached && copy();
+      }
+      case ResidencyGuess::Plan::kTrust:
+        break;
     }
-    bool resident = AllPagesCached(offset, n);
-    if (!resident) skip = kSkipAfterMiss;
-    return resident;
+    const auto start = std::chrono::steady_clock::now();
+    const bool ok = copy();
+    guess.Trusted(ok && std::chrono::steady_clock::now() - start < ResidencyGuess::kSlowRead);
+    return ok;
   }
 
   bool AllPagesCached(uint64_t offset, size_t n) const {

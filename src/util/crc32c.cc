@@ -4,6 +4,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <immintrin.h>
 #include <nmmintrin.h>
 #endif
 
@@ -112,10 +113,85 @@ __attribute__((target("sse4.2"))) void ThreeStreams(uint64_t* c, const unsigned 
   }
 }
 
+// Long buffers on CPUs with VPCLMULQDQ: carry-less multiplication folds 16 chunks of 16 bytes
+// 256 bytes forward per step, about four times the crc32 instruction's 8 bytes per cycle.
+//
+// Folding uses the raw register's linearity: F(c, M) = F(0, M with c xored into its first 4
+// bytes), and a 16-byte chunk is moved D bytes forward (same F(0, .) of the message) by the
+// carry-less products of its low 64 bits with reflect32(x^(8D+32) mod P) << 1 and of its high
+// 64 bits with reflect32(x^(8D-32) mod P) << 1 (the constants of Intel's "Fast CRC computation
+// for generic polynomials using PCLMULQDQ", in the bit-reflected domain of this CRC).
+uint32_t XPowMod(uint32_t n) {  // x^n mod P, P = 0x1edc6f41 (unreflected)
+  uint32_t r = 1;
+  for (uint32_t i = 0; i < n; ++i) r = (r << 1) ^ ((r >> 31) != 0 ? 0x1edc6f41u : 0u);
+  return r;
+}
+
+uint32_t Reflect32(uint32_t v) {
+  uint32_t r = 0;
+  for (int i = 0; i < 32; ++i) r |= ((v >> i) & 1u) << (31 - i);
+  return r;
+}
+
+constexpr size_t kFoldBlock = 256;
+constexpr size_t kMinFoldBytes = 2048;
+
+struct FoldConstants {
+  uint64_t low = uint64_t{Reflect32(XPowMod(8 * kFoldBlock + 32))} << 1;
+  uint64_t high = uint64_t{Reflect32(XPowMod(8 * kFoldBlock - 32))} << 1;
+};
+
+__attribute__((target("avx512f,vpclmulqdq"))) inline __m512i FoldInto(__m512i acc, __m512i k,
+                                                                      const unsigned char* p) {
+  return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(acc, k, 0x00),
+                                   _mm512_clmulepi64_epi128(acc, k, 0x11), _mm512_loadu_si512(p),
+                                   0x96);
+}
+
+// Consumes whole 256-byte blocks of *p (at least 2) and returns the raw register after them.
+__attribute__((target("avx512f,vpclmulqdq,sse4.2"))) uint64_t Fold(uint64_t c,
+                                                                   const unsigned char** p,
+                                                                   size_t* n) {
+  static const FoldConstants fold;
+  const __m512i k =
+      _mm512_set_epi64(static_cast<long long>(fold.high), static_cast<long long>(fold.low),
+                       static_cast<long long>(fold.high), static_cast<long long>(fold.low),
+                       static_cast<long long>(fold.high), static_cast<long long>(fold.low),
+                       static_cast<long long>(fold.high), static_cast<long long>(fold.low));
+  const unsigned char* q = *p;
+  __m512i a0 = _mm512_xor_si512(_mm512_loadu_si512(q),
+                                _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, static_cast<long long>(c)));
+  __m512i a1 = _mm512_loadu_si512(q + 64);
+  __m512i a2 = _mm512_loadu_si512(q + 128);
+  __m512i a3 = _mm512_loadu_si512(q + 192);
+  q += kFoldBlock;
+  size_t left = *n - kFoldBlock;
+  for (; left >= kFoldBlock; left -= kFoldBlock, q += kFoldBlock) {
+    a0 = FoldInto(a0, k, q);
+    a1 = FoldInto(a1, k, q + 64);
+    a2 = FoldInto(a2, k, q + 128);
+    a3 = FoldInto(a3, k, q + 192);
+  }
+  alignas(64) unsigned char state[kFoldBlock];
+  _mm512_store_si512(state, a0);
+  _mm512_store_si512(state + 64, a1);
+  _mm512_store_si512(state + 128, a2);
+  _mm512_store_si512(state + 192, a3);
+  uint64_t r = 0;
+  for (size_t i = 0; i < kFoldBlock; i += 8) r = _mm_crc32_u64(r, Word(state + i));
+  *p = q;
+  *n = left;
+  return r;
+}
+
+bool CanFold() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq"); }
+
 __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const char* data, size_t n) {
   static const Shifts shifts;
+  static const bool can_fold = CanFold();
   auto* p = reinterpret_cast<const unsigned char*>(data);
   uint64_t c = ~crc;
+  if (n >= kMinFoldBytes && can_fold) c = Fold(c, &p, &n);
   ThreeStreams(&c, &p, &n, kLongBlock, shifts.long_block);
   ThreeStreams(&c, &p, &n, kShortBlock, shifts.short_block);
   while (n >= 8) {

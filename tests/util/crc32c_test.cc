@@ -89,6 +89,24 @@ TEST(Crc32cTest, MatchesReferenceOnLongBuffers) {
   }
 }
 
+// From 2048 bytes, CPUs with VPCLMULQDQ fold 256-byte blocks with carry-less multiplication
+// and finish with the crc32 instruction: every block boundary, every alignment of the 64-byte
+// loads, and a starting crc other than 0 (Extend) folded into the first block.
+TEST(Crc32cTest, MatchesReferenceWhereLongBuffersFold) {
+  std::mt19937 rng(13);
+  std::string buf(6000, '\0');
+  for (char& c : buf) c = static_cast<char>(rng());
+  for (size_t len : {2047u, 2048u, 2049u, 2055u, 2303u, 2304u, 2305u, 2559u, 2560u, 2561u, 2816u,
+                     4095u, 4096u, 4100u, 5000u, 5888u}) {
+    for (size_t start = 0; start < 64; ++start) {
+      ASSERT_EQ(Value(buf.data() + start, len), ReferenceCrc(buf.data() + start, len))
+          << "start " << start << " len " << len;
+    }
+    const uint32_t whole = ReferenceCrc(buf.data(), 7 + len);
+    ASSERT_EQ(Extend(Value(buf.data(), 7), buf.data() + 7, len), whole) << "len " << len;
+  }
+}
+
 TEST(Crc32cTest, ExtendOverSplitBuffersEqualsWhole) {
   std::mt19937 rng(11);
   std::string data(1000, '\0');
