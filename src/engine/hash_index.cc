@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 
@@ -134,7 +135,18 @@ class Arena {
   // Loading a checkpoint: one allocation for all the chunks' used bytes, then each chunk in turn
   // takes its used bytes of it, which the caller fills. The loaded chunks are full: new items go
   // to new chunks.
-  void ReserveLoad(size_t total_used) { load_next_ = NewBlock(total_used + kTailPad); }
+  // In external memory (of total_used + kTailPad bytes, which the caller keeps) if given.
+  void ReserveLoad(size_t total_used, char* external = nullptr) {
+    if (external == nullptr) {
+      load_next_ = NewBlock(total_used + kTailPad);
+      return;
+    }
+    load_next_ = external;
+    in_external_ = true;
+    allocated_bytes_ += total_used + kTailPad;
+  }
+  // Some chunks lie in the caller's memory.
+  bool in_external() const { return in_external_; }
   char* AddLoadedChunk(size_t used) {
     char* p = load_next_;
     load_next_ += used;
@@ -183,6 +195,7 @@ class Arena {
   std::vector<uint32_t> chunk_bytes_;  // room of each chunk (an item is under 4 GiB)
   std::vector<uint32_t> chunk_used_;   // bytes handed out of each chunk
   char* load_next_ = nullptr;
+  bool in_external_ = false;
   size_t last_chunk_bytes_ = 0;
   size_t used_in_last_ = 0;
   size_t allocated_bytes_ = 0;
@@ -257,11 +270,46 @@ size_t ItemBytes(const char* p) {
   return static_cast<size_t>(e - p) + EntryBytes(static_cast<uint8_t>(*e));
 }
 
+// The memory a checkpoint's parts load into: every shard's table and arena bytes in one
+// allocation instead of two per shard, each rounded up to a size class (0.5-1 KB a shard).
+// A shard holds it until its table and arena have both moved out.
+class LoadBlock {
+ public:
+  explicit LoadBlock(size_t n) : size_((n + 63) & ~size_t{63}) {
+    base_ = static_cast<char*>(std::aligned_alloc(64, size_));
+    VARVE_CHECK(base_ != nullptr);
+  }
+  ~LoadBlock() { std::free(base_); }
+  LoadBlock(const LoadBlock&) = delete;
+  LoadBlock& operator=(const LoadBlock&) = delete;
+
+  // n bytes at a 64-byte boundary (parts load in parallel), or nullptr when it is full.
+  char* Take(size_t n) {
+    size_t at = used_.fetch_add((n + 63) & ~size_t{63}, std::memory_order_relaxed);
+    return at <= size_ && n <= size_ - at ? base_ + at : nullptr;
+  }
+
+ private:
+  size_t size_;
+  char* base_;
+  std::atomic<size_t> used_{0};
+};
+
+// A table is the shard's own, or lies in a LoadBlock.
+struct TableFree {
+  bool owned = true;
+  void operator()(Group* g) const {
+    if (owned) delete[] g;
+  }
+};
+using Table = std::unique_ptr<Group[], TableFree>;
+
 struct alignas(64) Shard {
   mutable RWMutex mu;
-  std::unique_ptr<Group[]> table;
-  std::unique_ptr<uint64_t[]> seqs;  // recovery only: sequence number per slot
-  bool has_tombstones = false;       // an entry marked tombstone was stored (recovery)
+  Table table;
+  std::shared_ptr<LoadBlock> load_block;  // while the table or arena lies in it
+  std::unique_ptr<uint64_t[]> seqs;       // recovery only: sequence number per slot
+  bool has_tombstones = false;            // an entry marked tombstone was stored (recovery)
   uint64_t groups = 0;
   uint64_t count = 0;
   std::atomic<uint64_t> published_count{0};  // count, readable without the lock (Size)
@@ -280,8 +328,8 @@ struct alignas(64) Shard {
   bool Full(uint64_t i) const { return (Ctrl(i) & 0x80) == 0; }
   char* ItemAt(uint64_t i) const { return arena.At(Ref(i)); }
 
-  static std::unique_ptr<Group[]> NewTable(uint64_t groups) {
-    std::unique_ptr<Group[]> t(new Group[groups]);
+  static Table NewTable(uint64_t groups) {
+    Table t(new Group[groups]);
     for (uint64_t g = 0; g < groups; ++g) {
       std::memset(t[g].ctrl, kEmpty, kGroupSlots);
       std::memset(t[g].ctrl + kGroupSlots, 0xff, sizeof(t[g].ctrl) - kGroupSlots);
@@ -320,7 +368,7 @@ struct alignas(64) Shard {
   // Moves every item into a table of at least min_slots slots (also clears erased slots).
   void Rehash(uint64_t min_slots) {
     uint64_t new_groups = std::max<uint64_t>(1, (min_slots + kGroupSlots - 1) / kGroupSlots);
-    std::unique_ptr<Group[]> fresh = NewTable(new_groups);
+    Table fresh = NewTable(new_groups);
     std::unique_ptr<uint64_t[]> fresh_seqs(seqs ? new uint64_t[new_groups * kGroupSlots]()
                                                 : nullptr);
     // The keys are hashed again: load items a few slots ahead (they lie in insertion order).
@@ -352,6 +400,11 @@ struct alignas(64) Shard {
     prefetch_table.store(table.get(), std::memory_order_relaxed);
     prefetch_seqs.store(seqs.get(), std::memory_order_relaxed);
     prefetch_groups.store(groups, std::memory_order_relaxed);
+    DropLoadBlockIfUnused();
+  }
+
+  void DropLoadBlockIfUnused() {
+    if (load_block && table.get_deleter().owned && !arena.in_external()) load_block.reset();
   }
 
   // Ensures room for one more item; may move slots, so call before Find for an insert.
@@ -437,6 +490,7 @@ struct alignas(64) Shard {
     }
     arena = std::move(fresh);
     dead_bytes = 0;
+    DropLoadBlockIfUnused();
   }
 
   // Checkpoint part header: groups, count, erased, dead_bytes (u64 each), chunk count, zero (u32).
@@ -474,12 +528,14 @@ struct alignas(64) Shard {
   }
 
   // Into an empty shard; left empty on error.
-  Status Load(uint64_t bytes, const std::function<Status(char*, size_t)>& read) {
-    Status s = LoadParts(bytes, read);
+  Status Load(uint64_t bytes, const std::function<Status(char*, size_t)>& read,
+              const std::shared_ptr<LoadBlock>& block) {
+    Status s = LoadParts(bytes, read, block);
     if (!s.ok()) {
       table.reset();
       groups = count = erased = dead_bytes = 0;
       arena = Arena();
+      load_block.reset();
     }
     published_count.store(count, std::memory_order_relaxed);
     prefetch_table.store(table.get(), std::memory_order_relaxed);
@@ -487,7 +543,8 @@ struct alignas(64) Shard {
     return s;
   }
 
-  Status LoadParts(uint64_t bytes, const std::function<Status(char*, size_t)>& read) {
+  Status LoadParts(uint64_t bytes, const std::function<Status(char*, size_t)>& read,
+                   const std::shared_ptr<LoadBlock>& block) {
     auto bad = [](const std::string& what) {
       return Status::Corruption("index checkpoint part: " + what);
     };
@@ -518,12 +575,22 @@ struct alignas(64) Shard {
       return bad("length does not match its sizes");
     }
     if (n_count + n_erased > n_groups * kGroupSlots) return bad("more items than slots");
-    table = n_groups == 0 ? nullptr : std::unique_ptr<Group[]>(new Group[n_groups]);
+    const size_t table_bytes = n_groups * sizeof(Group);
+    char* mem = nullptr;
+    if (block != nullptr && n_groups != 0) {
+      mem = block->Take(table_bytes + arena_bytes + Arena::kTailPad);
+    }
+    if (mem != nullptr) {
+      table = Table(reinterpret_cast<Group*>(mem), TableFree{false});
+      load_block = block;
+    } else {
+      table = n_groups == 0 ? nullptr : Table(new Group[n_groups]);
+    }
     groups = n_groups;
     if (n_groups != 0) {
       VARVE_RETURN_IF_ERROR(read(reinterpret_cast<char*>(table.get()), n_groups * sizeof(Group)));
     }
-    if (n_chunks != 0) arena.ReserveLoad(arena_bytes);
+    if (n_chunks != 0) arena.ReserveLoad(arena_bytes, mem == nullptr ? nullptr : mem + table_bytes);
     for (uint32_t c = 0; c < n_chunks; ++c) {
       uint32_t used = DecodeFixed32(chunk_table.data() + 8 * c + 4);
       VARVE_RETURN_IF_ERROR(read(arena.AddLoadedChunk(used), used));
@@ -741,6 +808,7 @@ class HashIndex final : public Index {
         s.table.reset();
         s.groups = s.erased = s.dead_bytes = 0;
         s.arena = Arena();
+        s.load_block.reset();
         s.prefetch_table.store(nullptr, std::memory_order_relaxed);
         s.prefetch_groups.store(0, std::memory_order_relaxed);
         continue;
@@ -776,7 +844,17 @@ class HashIndex final : public Index {
     Shard& s = shards_[part];
     std::unique_lock lock(s.mu);
     VARVE_CHECK(s.count == 0 && s.groups == 0 && s.arena.chunks() == 0 && !s.seqs);
-    return s.Load(bytes, read);
+    Status st = s.Load(bytes, read, load_block_);
+    // The last part loaded: the shards hold the block from now on.
+    if (parts_loaded_.fetch_add(1, std::memory_order_acq_rel) + 1 == kShards) load_block_.reset();
+    return st;
+  }
+
+  void StartCheckpointLoad(uint64_t total_part_bytes) override {
+    // A part needs at most 26 bytes more than its length (table and arena bytes, the arena's
+    // tail pad, rounded to 64; its header and chunk table, at least 40 bytes, are not kept).
+    load_block_ = std::make_shared<LoadBlock>(total_part_bytes + 64 * kShards);
+    parts_loaded_.store(0, std::memory_order_relaxed);
   }
 
   void FinishRecovery() override {
@@ -802,6 +880,8 @@ class HashIndex final : public Index {
 
  private:
   std::unique_ptr<Shard[]> shards_;
+  std::shared_ptr<LoadBlock> load_block_;  // while a checkpoint loads
+  std::atomic<uint32_t> parts_loaded_{0};
 };
 
 }  // namespace

@@ -857,7 +857,15 @@ Status LoadPart(Index* index, uint32_t p, const std::string& bytes) {
   });
 }
 
-TEST(HashIndexCheckpointTest, PartsRoundTrip) {
+// Parts load into one shared block (StartCheckpointLoad, as index_checkpoint.cc does) or each
+// into its own allocations.
+class HashIndexCheckpointTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Blocks, HashIndexCheckpointTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "OneBlock" : "PerShard";
+                         });
+
+TEST_P(HashIndexCheckpointTest, PartsRoundTrip) {
   std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
   ASSERT_NE(index->CheckpointLayout(), 0u);
   std::map<std::string, IndexEntry> model;
@@ -882,6 +890,11 @@ TEST(HashIndexCheckpointTest, PartsRoundTrip) {
 
   std::unique_ptr<Index> loaded = Index::Create(IndexKind::kHash);
   ASSERT_EQ(loaded->CheckpointLayout(), index->CheckpointLayout());
+  if (GetParam()) {
+    uint64_t total = 0;
+    for (const std::string& part : parts) total += part.size();
+    loaded->StartCheckpointLoad(total);
+  }
   for (uint32_t p = 0; p < parts.size(); ++p) {
     Status st = LoadPart(loaded.get(), p, parts[p]);
     ASSERT_TRUE(st.ok()) << p << ": " << st.ToString();
@@ -923,7 +936,7 @@ TEST(HashIndexCheckpointTest, PartsRoundTrip) {
   check(*loaded);
 }
 
-TEST(HashIndexCheckpointTest, DamagedPartIsRefusedAndLeftEmpty) {
+TEST(HashIndexCheckpointPartTest, DamagedPartIsRefusedAndLeftEmpty) {
   std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
   IndexEntry old;
   for (int i = 0; i < 5000; ++i) {
