@@ -71,6 +71,7 @@ uint64_t IoWriteBytes() { return ProcField("/proc/self/io", "write_bytes:"); }
 uint64_t IoReadBytes() { return ProcField("/proc/self/io", "read_bytes:"); }
 uint64_t PeakRssBytes() { return ProcField("/proc/self/status", "VmHWM:") * 1024; }
 uint64_t RssBytes() { return ProcField("/proc/self/status", "VmRSS:") * 1024; }
+uint64_t RssFileBytes() { return ProcField("/proc/self/status", "RssFile:") * 1024; }
 
 uint64_t DiskUsageBytes(const std::string& dir) {
   uint64_t total = 0;

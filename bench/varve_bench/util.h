@@ -83,6 +83,7 @@ uint64_t IoWriteBytes();                          // /proc/self/io write_bytes
 uint64_t IoReadBytes();                           // /proc/self/io read_bytes
 uint64_t PeakRssBytes();                          // VmHWM
 uint64_t RssBytes();                              // VmRSS
+uint64_t RssFileBytes();                          // RssFile: the part of VmRSS mapping files
 uint64_t DiskUsageBytes(const std::string& dir);  // allocated blocks, recursively
 bool DropCaches();  // sync + echo 3 > drop_caches; false if not allowed
 void RemoveTree(const std::string& dir);

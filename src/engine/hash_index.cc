@@ -1,21 +1,29 @@
 // Hash index: 256 shards, each a table of groups in the manner of Swiss tables. A group is one
 // cache line: 12 control bytes (empty, erased, or 7 bits of the key's hash; matched at once),
 // 4 bytes of padding and 12 4-byte references into an arena holding the items:
-//   [segment u32][offset u32][varint size << 1 | tombstone][varint key length][key]
-// A lookup touches one line of the table and the item. Per key: 5.33 bytes of slot / load factor
-// (0.58 to 0.875) + 10 or 11 bytes of item + the key.
+//   [varint key length][key][tag][segment][offset][size]
+// the tag: bit 0 tombstone, bits 1-2, 3-4 and 5-6 the byte count - 1 of the segment id, offset
+// and size that follow (each little-endian, 1 to 4 bytes). The key first: a probe compares it
+// without decoding anything else. A lookup touches one line of the table and the item. Per key:
+// 5.33 bytes of slot / load factor (0.58 to 0.875) + 7 to 9 bytes of item (16-byte keys, 100-byte
+// values: 24 bytes with the key) + the key.
 #define XXH_INLINE_ALL  // the hash is on every lookup: inline it
 #include <xxhash.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include <malloc.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 
@@ -87,123 +95,254 @@ class GroupBits {
 };
 
 // Bump allocator with chunks growing from 4 KiB to 1 MiB by a sixteenth of what is held (so at
-// most ~6% sits unused in the last chunk); a larger item gets a chunk of its own.
+// most ~6% sits unused in the last chunk); a larger item gets a chunk of its own. A chunk takes
+// all that the allocator handed out (its size classes are up to 25% apart). Every allocation
+// ends in kTailPad spare bytes: an item's last field is read with a 4-byte load.
 // A reference is ((chunk << 20) | offset) + 1, so 0 means none.
 class Arena {
  public:
   static constexpr size_t kOffsetBits = 20;
   static constexpr size_t kMaxChunkBytes = size_t{1} << kOffsetBits;
   static constexpr size_t kMaxChunks = 4094;
+  static constexpr size_t kTailPad = 3;
 
   uint32_t Allocate(size_t n, char** out) {
-    if (n > kMaxChunkBytes) {
-      NewChunk(n);
-      used_in_last_ = n;
-      used_bytes_ += n;
-      chunk_used_.back() = static_cast<uint32_t>(n);
-      *out = chunks_.back().get();
+    if (n + kTailPad > kMaxChunkBytes) {
+      AddChunk(NewBlock(n + kTailPad), n, n);
+      *out = chunks_.back();
       return Ref(chunks_.size() - 1, 0);
     }
     if (chunks_.empty() || used_in_last_ + n > last_chunk_bytes_) {
-      size_t size = std::max(n, std::clamp(allocated_bytes_ / 16, size_t{4096}, kMaxChunkBytes));
-      NewChunk(size);
+      size_t want = std::max((n + kTailPad + 63) & ~size_t{63},
+                             std::clamp(allocated_bytes_ / 16, size_t{4096}, kMaxChunkBytes));
+      size_t got = want;
+      char* p = NewBlock(want, &got);
+      // Offsets stay below 2^20; a multiple of 64 keeps a checkpoint's bytes the same whatever
+      // the allocator (the first chunk: 4096 with jemalloc, 4104 with glibc).
+      AddChunk(p, (std::min(got, kMaxChunkBytes) & ~size_t{63}) - kTailPad, 0);
     }
     size_t off = used_in_last_;
     used_in_last_ += n;
     used_bytes_ += n;
     chunk_used_.back() = static_cast<uint32_t>(used_in_last_);
-    *out = chunks_.back().get() + off;
+    *out = chunks_.back() + off;
     return Ref(chunks_.size() - 1, off);
   }
 
   // Checkpoints: the chunks as they are. Only the first used bytes of a chunk were ever written.
   size_t chunks() const { return chunks_.size(); }
-  const char* chunk_data(size_t i) const { return chunks_[i].get(); }
+  const char* chunk_data(size_t i) const { return chunks_[i]; }
   uint32_t chunk_bytes(size_t i) const { return chunk_bytes_[i]; }
   uint32_t chunk_used(size_t i) const { return chunk_used_[i]; }
-  // Appends a chunk of size bytes whose first used bytes the caller fills (loading a checkpoint).
-  char* AddLoadedChunk(size_t size, size_t used) {
-    NewChunk(size);
-    used_in_last_ = used;
-    used_bytes_ += used;
-    chunk_used_.back() = static_cast<uint32_t>(used);
-    return chunks_.back().get();
+  // Loading a checkpoint: one allocation for all the chunks' used bytes, then each chunk in turn
+  // takes its used bytes of it, which the caller fills. The loaded chunks are full: new items go
+  // to new chunks.
+  // In external memory (of total_used + kTailPad bytes, which the caller keeps) if given.
+  void ReserveLoad(size_t total_used, char* external = nullptr) {
+    if (external == nullptr) {
+      load_next_ = NewBlock(total_used + kTailPad);
+      return;
+    }
+    load_next_ = external;
+    in_external_ = true;
+    allocated_bytes_ += total_used + kTailPad;
+  }
+  // Some chunks lie in the caller's memory.
+  bool in_external() const { return in_external_; }
+  char* AddLoadedChunk(size_t used) {
+    char* p = load_next_;
+    load_next_ += used;
+    AddChunk(p, used, used);
+    return p;
   }
 
   char* At(uint32_t ref) const {
     uint32_t r = ref - 1;
-    return chunks_[r >> kOffsetBits].get() + (r & (kMaxChunkBytes - 1));
+    return chunks_[r >> kOffsetBits] + (r & (kMaxChunkBytes - 1));
   }
 
   size_t allocated_bytes() const { return allocated_bytes_; }
   size_t used_bytes() const { return used_bytes_; }
 
  private:
-  void NewChunk(size_t size) {
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+
+  // Holds n bytes or more (*got: how many the allocator handed out, for the caller to use).
+  char* NewBlock(size_t n, size_t* got = nullptr) {
+    char* p = static_cast<char*>(std::malloc(n));
+    VARVE_CHECK(p != nullptr);
+    blocks_.emplace_back(p);
+    size_t usable = std::max(n, malloc_usable_size(p));
+    allocated_bytes_ += usable;
+    if (got != nullptr) *got = usable;
+    return p;
+  }
+  void AddChunk(char* p, size_t bytes, size_t used) {
     VARVE_CHECK(chunks_.size() < kMaxChunks);
-    chunks_.emplace_back(new char[size]);
-    chunk_bytes_.push_back(static_cast<uint32_t>(size));
-    chunk_used_.push_back(0);
-    last_chunk_bytes_ = size;
-    used_in_last_ = 0;
-    allocated_bytes_ += size;
+    chunks_.push_back(p);
+    chunk_bytes_.push_back(static_cast<uint32_t>(bytes));
+    chunk_used_.push_back(static_cast<uint32_t>(used));
+    last_chunk_bytes_ = bytes;
+    used_in_last_ = used;
+    used_bytes_ += used;
   }
   static uint32_t Ref(size_t chunk, size_t off) {
     return static_cast<uint32_t>((chunk << kOffsetBits) | off) + 1;
   }
 
-  std::vector<std::unique_ptr<char[]>> chunks_;
-  std::vector<uint32_t> chunk_bytes_;  // allocated size of each chunk (an item is under 4 GiB)
+  std::vector<std::unique_ptr<char, Free>> blocks_;  // what the chunks lie in
+  std::vector<char*> chunks_;
+  std::vector<uint32_t> chunk_bytes_;  // room of each chunk (an item is under 4 GiB)
   std::vector<uint32_t> chunk_used_;   // bytes handed out of each chunk
+  char* load_next_ = nullptr;
+  bool in_external_ = false;
   size_t last_chunk_bytes_ = 0;
   size_t used_in_last_ = 0;
   size_t allocated_bytes_ = 0;
   size_t used_bytes_ = 0;
 };
 
-inline uint64_t SizeField(const IndexEntry& e) {
-  return (uint64_t{e.size} << 1) | (e.tombstone() ? 1 : 0);
+// Items. The key comes first; the entry after it is a tag byte and three fields of 1 to 4 bytes.
+constexpr size_t kMinItemBytes = 5;  // empty key, three 1-byte fields
+
+inline unsigned FieldBytes(uint32_t v) { return (39 - std::countl_zero(v | 1)) >> 3; }
+inline uint32_t LoadField(const char* p, unsigned bytes) {
+  return DecodeFixed32(p) & (0xffffffffu >> (32 - 8 * bytes));  // the arena's tail pad allows it
+}
+inline void StoreField(char* p, uint32_t v, unsigned bytes) {
+  char b[4];
+  EncodeFixed32(b, v);
+  std::memcpy(p, b, bytes);
+}
+inline unsigned SegmentBytes(uint8_t tag) { return ((tag >> 1) & 3) + 1; }
+inline unsigned OffsetBytes(uint8_t tag) { return ((tag >> 3) & 3) + 1; }
+inline unsigned SizeBytes(uint8_t tag) { return ((tag >> 5) & 3) + 1; }
+inline size_t EntryBytes(uint8_t tag) {
+  return 1 + SegmentBytes(tag) + OffsetBytes(tag) + SizeBytes(tag);
 }
 
-// Writes the item's entry part (segment, offset, size field); returns the end.
-char* EncodeEntry(char* p, const IndexEntry& e) {
-  EncodeFixed32(p, e.segment);
-  EncodeFixed32(p + 4, e.offset);
-  return EncodeVarint64(p + 8, SizeField(e));
+// The tag for e with each field at least as wide as in min_tag.
+inline uint8_t TagFor(const IndexEntry& e, uint8_t min_tag = 0) {
+  unsigned s = std::max(FieldBytes(e.segment), SegmentBytes(min_tag));
+  unsigned o = std::max(FieldBytes(e.offset), OffsetBytes(min_tag));
+  unsigned z = std::max(FieldBytes(e.size), SizeBytes(min_tag));
+  return static_cast<uint8_t>((e.tombstone() ? 1 : 0) | (s - 1) << 1 | (o - 1) << 3 | (z - 1) << 5);
 }
 
-IndexEntry DecodeEntry(const char* p, const char** end = nullptr) {
+void EncodeEntry(char* p, const IndexEntry& e, uint8_t tag) {
+  p[0] = static_cast<char>(tag);
+  p += 1;
+  StoreField(p, e.segment, SegmentBytes(tag));
+  p += SegmentBytes(tag);
+  StoreField(p, e.offset, OffsetBytes(tag));
+  p += OffsetBytes(tag);
+  StoreField(p, e.size, SizeBytes(tag));
+}
+
+IndexEntry DecodeEntry(const char* p) {
+  const uint8_t tag = static_cast<uint8_t>(p[0]);
+  const unsigned s = SegmentBytes(tag), o = OffsetBytes(tag);
   IndexEntry e;
-  e.segment = DecodeFixed32(p);
-  e.offset = DecodeFixed32(p + 4);
-  uint64_t f = 0;
-  const char* q = DecodeVarint64(p + 8, p + 8 + kMaxVarint64Bytes, &f);
-  e.size = static_cast<uint32_t>(f >> 1);
-  e.flags = (f & 1) != 0 ? IndexEntry::kTombstone : 0;
-  if (end != nullptr) *end = q;
+  e.segment = LoadField(p + 1, s);
+  e.offset = LoadField(p + 1 + s, o);
+  e.size = LoadField(p + 1 + s + o, SizeBytes(tag));
+  e.flags = (tag & 1) != 0 ? IndexEntry::kTombstone : 0;
   return e;
 }
 
 std::string_view KeyOf(const char* p) {
-  const char* q = p + 8;
-  while ((static_cast<uint8_t>(*q) & 0x80) != 0) ++q;  // skip the size field
-  ++q;
-  if (static_cast<uint8_t>(*q) < 0x80) return {q + 1, static_cast<uint8_t>(*q)};
+  if (static_cast<uint8_t>(*p) < 0x80) return {p + 1, static_cast<uint8_t>(*p)};
   uint64_t len = 0;
-  const char* k = DecodeVarint64(q, q + kMaxVarint64Bytes, &len);
+  const char* k = DecodeVarint64(p, p + kMaxVarint64Bytes, &len);
   return {k, static_cast<size_t>(len)};
 }
 
-size_t ItemBytes(const char* p) {
+// The item's entry part (its tag), just past the key.
+inline char* EntryOf(char* p) {
   std::string_view k = KeyOf(p);
-  return static_cast<size_t>(k.data() + k.size() - p);
+  return const_cast<char*>(k.data() + k.size());
 }
+inline const char* EntryOf(const char* p) { return EntryOf(const_cast<char*>(p)); }
+inline IndexEntry DecodeItem(const char* p) { return DecodeEntry(EntryOf(p)); }
+
+size_t ItemBytes(const char* p) {
+  const char* e = EntryOf(p);
+  return static_cast<size_t>(e - p) + EntryBytes(static_cast<uint8_t>(*e));
+}
+
+// The memory a checkpoint's parts load into: every shard's table and arena bytes in one
+// allocation instead of two per shard, each rounded up to a size class (0.5-1 KB a shard).
+// A shard holds it until its table and arena have both moved out.
+class LoadBlock {
+ public:
+  explicit LoadBlock(size_t n) : size_((n + 63) & ~size_t{63}) {
+    if (size_ >= 2 * kHugePage && MapHuge()) return;
+    base_ = static_cast<char*>(std::aligned_alloc(64, size_));
+    VARVE_CHECK(base_ != nullptr);
+  }
+  ~LoadBlock() {
+    if (mapped_ != 0) {
+      ::munmap(base_, mapped_);
+    } else {
+      std::free(base_);
+    }
+  }
+  LoadBlock(const LoadBlock&) = delete;
+  LoadBlock& operator=(const LoadBlock&) = delete;
+
+  // n bytes at a 64-byte boundary (parts load in parallel), or nullptr when it is full.
+  char* Take(size_t n) {
+    size_t at = used_.fetch_add((n + 63) & ~size_t{63}, std::memory_order_relaxed);
+    return at <= size_ && n <= size_ - at ? base_ + at : nullptr;
+  }
+
+ private:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+
+  // A mapping of its own that starts on a 2 MiB boundary, with transparent huge pages asked for:
+  // a lookup's group line and item then cost no TLB miss (14-23% of a small Get's CPU with
+  // huge pages, bench/RESULTS.md). Only the part below the last 2 MiB boundary gets them, so
+  // the block's size is what is resident.
+  bool MapHuge() {
+    const size_t length = (size_ + 4095) & ~size_t{4095};
+    void* p = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t aligned = (start + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
+    if (aligned > start) ::munmap(p, aligned - start);
+    const uintptr_t end = start + length + kHugePage;
+    if (end > aligned + length)
+      ::munmap(reinterpret_cast<void*>(aligned + length), end - aligned - length);
+    base_ = reinterpret_cast<char*>(aligned);
+    mapped_ = length;
+    ::madvise(base_, length, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
+    return true;
+  }
+
+  size_t size_;
+  char* base_ = nullptr;
+  size_t mapped_ = 0;  // bytes mapped by MapHuge (0: from the allocator)
+  std::atomic<size_t> used_{0};
+};
+
+// A table is the shard's own, or lies in a LoadBlock.
+struct TableFree {
+  bool owned = true;
+  void operator()(Group* g) const {
+    if (owned) delete[] g;
+  }
+};
+using Table = std::unique_ptr<Group[], TableFree>;
 
 struct alignas(64) Shard {
   mutable RWMutex mu;
-  std::unique_ptr<Group[]> table;
-  std::unique_ptr<uint64_t[]> seqs;  // recovery only: sequence number per slot
-  bool has_tombstones = false;       // an entry marked tombstone was stored (recovery)
+  Table table;
+  std::shared_ptr<LoadBlock> load_block;  // while the table or arena lies in it
+  std::unique_ptr<uint64_t[]> seqs;       // recovery only: sequence number per slot
+  bool has_tombstones = false;            // an entry marked tombstone was stored (recovery)
   uint64_t groups = 0;
   uint64_t count = 0;
   std::atomic<uint64_t> published_count{0};  // count, readable without the lock (Size)
@@ -222,8 +361,8 @@ struct alignas(64) Shard {
   bool Full(uint64_t i) const { return (Ctrl(i) & 0x80) == 0; }
   char* ItemAt(uint64_t i) const { return arena.At(Ref(i)); }
 
-  static std::unique_ptr<Group[]> NewTable(uint64_t groups) {
-    std::unique_ptr<Group[]> t(new Group[groups]);
+  static Table NewTable(uint64_t groups) {
+    Table t(new Group[groups]);
     for (uint64_t g = 0; g < groups; ++g) {
       std::memset(t[g].ctrl, kEmpty, kGroupSlots);
       std::memset(t[g].ctrl + kGroupSlots, 0xff, sizeof(t[g].ctrl) - kGroupSlots);
@@ -262,7 +401,7 @@ struct alignas(64) Shard {
   // Moves every item into a table of at least min_slots slots (also clears erased slots).
   void Rehash(uint64_t min_slots) {
     uint64_t new_groups = std::max<uint64_t>(1, (min_slots + kGroupSlots - 1) / kGroupSlots);
-    std::unique_ptr<Group[]> fresh = NewTable(new_groups);
+    Table fresh = NewTable(new_groups);
     std::unique_ptr<uint64_t[]> fresh_seqs(seqs ? new uint64_t[new_groups * kGroupSlots]()
                                                 : nullptr);
     // The keys are hashed again: load items a few slots ahead (they lie in insertion order).
@@ -294,6 +433,11 @@ struct alignas(64) Shard {
     prefetch_table.store(table.get(), std::memory_order_relaxed);
     prefetch_seqs.store(seqs.get(), std::memory_order_relaxed);
     prefetch_groups.store(groups, std::memory_order_relaxed);
+    DropLoadBlockIfUnused();
+  }
+
+  void DropLoadBlockIfUnused() {
+    if (load_block && table.get_deleter().owned && !arena.in_external()) load_block.reset();
   }
 
   // Ensures room for one more item; may move slots, so call before Find for an insert.
@@ -310,39 +454,41 @@ struct alignas(64) Shard {
     return static_cast<uint64_t>(std::ceil(static_cast<double>(keys) / load));
   }
 
-  void Insert(uint64_t pos, std::string_view key, uint64_t h, const IndexEntry& e) {
+  // Writes key's item with entry e into the arena; returns its reference.
+  uint32_t NewItem(std::string_view key, const IndexEntry& e) {
     if (e.tombstone()) has_tombstones = true;
+    const uint8_t tag = TagFor(e);
+    size_t n = VarintLength(key.size()) + key.size() + EntryBytes(tag);
     char* p;
-    size_t n = 8 + VarintLength(SizeField(e)) + VarintLength(key.size()) + key.size();
     uint32_t ref = arena.Allocate(n, &p);
-    char* k = EncodeVarint64(EncodeEntry(p, e), key.size());
-    std::memcpy(k, key.data(), key.size());
+    p = EncodeVarint64(p, key.size());
+    std::memcpy(p, key.data(), key.size());
+    EncodeEntry(p + key.size(), e, tag);
+    return ref;
+  }
+
+  void Insert(uint64_t pos, std::string_view key, uint64_t h, const IndexEntry& e) {
+    uint32_t ref = NewItem(key, e);
     if (Ctrl(pos) == kErased) --erased;
     Ctrl(pos) = H2(h);
     Ref(pos) = ref;
     published_count.store(++count, std::memory_order_relaxed);
   }
 
-  // Replaces the entry of the item in slot i; the item moves if its size field grows or shrinks.
+  // Replaces the entry of the item in slot i: in place when each field fits the width it has,
+  // else the item moves.
   void SetEntry(uint64_t i, const IndexEntry& e) {
-    if (e.tombstone()) has_tombstones = true;
     char* p = ItemAt(i);
-    const char* end;
-    DecodeEntry(p, &end);
-    size_t old_field = static_cast<size_t>(end - p) - 8;
-    if (static_cast<size_t>(VarintLength(SizeField(e))) == old_field) {
-      EncodeEntry(p, e);
+    char* entry = EntryOf(p);
+    const uint8_t old_tag = static_cast<uint8_t>(*entry);
+    const uint8_t tag = TagFor(e, old_tag);
+    if (EntryBytes(tag) == EntryBytes(old_tag)) {
+      if (e.tombstone()) has_tombstones = true;
+      EncodeEntry(entry, e, tag);
       return;
     }
-    std::string_view key = KeyOf(p);
-    size_t old_bytes = ItemBytes(p);
-    char* q;
-    size_t n = 8 + VarintLength(SizeField(e)) + VarintLength(key.size()) + key.size();
-    uint32_t ref = arena.Allocate(n, &q);
-    char* k = EncodeVarint64(EncodeEntry(q, e), key.size());
-    std::memcpy(k, key.data(), key.size());
-    Ref(i) = ref;
-    dead_bytes += old_bytes;
+    dead_bytes += ItemBytes(p);
+    Ref(i) = NewItem(KeyOf(p), e);
     MaybeCompactArena();
   }
 
@@ -377,6 +523,7 @@ struct alignas(64) Shard {
     }
     arena = std::move(fresh);
     dead_bytes = 0;
+    DropLoadBlockIfUnused();
   }
 
   // Checkpoint part header: groups, count, erased, dead_bytes (u64 each), chunk count, zero (u32).
@@ -414,12 +561,14 @@ struct alignas(64) Shard {
   }
 
   // Into an empty shard; left empty on error.
-  Status Load(uint64_t bytes, const std::function<Status(char*, size_t)>& read) {
-    Status s = LoadParts(bytes, read);
+  Status Load(uint64_t bytes, const std::function<Status(char*, size_t)>& read,
+              const std::shared_ptr<LoadBlock>& block) {
+    Status s = LoadParts(bytes, read, block);
     if (!s.ok()) {
       table.reset();
       groups = count = erased = dead_bytes = 0;
       arena = Arena();
+      load_block.reset();
     }
     published_count.store(count, std::memory_order_relaxed);
     prefetch_table.store(table.get(), std::memory_order_relaxed);
@@ -427,7 +576,8 @@ struct alignas(64) Shard {
     return s;
   }
 
-  Status LoadParts(uint64_t bytes, const std::function<Status(char*, size_t)>& read) {
+  Status LoadParts(uint64_t bytes, const std::function<Status(char*, size_t)>& read,
+                   const std::shared_ptr<LoadBlock>& block) {
     auto bad = [](const std::string& what) {
       return Status::Corruption("index checkpoint part: " + what);
     };
@@ -458,15 +608,25 @@ struct alignas(64) Shard {
       return bad("length does not match its sizes");
     }
     if (n_count + n_erased > n_groups * kGroupSlots) return bad("more items than slots");
-    table = n_groups == 0 ? nullptr : std::unique_ptr<Group[]>(new Group[n_groups]);
+    const size_t table_bytes = n_groups * sizeof(Group);
+    char* mem = nullptr;
+    if (block != nullptr && n_groups != 0) {
+      mem = block->Take(table_bytes + arena_bytes + Arena::kTailPad);
+    }
+    if (mem != nullptr) {
+      table = Table(reinterpret_cast<Group*>(mem), TableFree{false});
+      load_block = block;
+    } else {
+      table = n_groups == 0 ? nullptr : Table(new Group[n_groups]);
+    }
     groups = n_groups;
     if (n_groups != 0) {
       VARVE_RETURN_IF_ERROR(read(reinterpret_cast<char*>(table.get()), n_groups * sizeof(Group)));
     }
+    if (n_chunks != 0) arena.ReserveLoad(arena_bytes, mem == nullptr ? nullptr : mem + table_bytes);
     for (uint32_t c = 0; c < n_chunks; ++c) {
-      uint32_t size = DecodeFixed32(chunk_table.data() + 8 * c);
       uint32_t used = DecodeFixed32(chunk_table.data() + 8 * c + 4);
-      VARVE_RETURN_IF_ERROR(read(arena.AddLoadedChunk(size, used), used));
+      VARVE_RETURN_IF_ERROR(read(arena.AddLoadedChunk(used), used));
     }
     // Every reference must lie in its chunk's written bytes (the checksum, which the caller
     // checks, covers the items themselves).
@@ -479,7 +639,7 @@ struct alignas(64) Shard {
       uint32_t r = Ref(i) - 1;
       size_t chunk = r >> Arena::kOffsetBits;
       if (Ref(i) == 0 || chunk >= n_chunks ||
-          (r & (Arena::kMaxChunkBytes - 1)) + 10 > arena.chunk_used(chunk)) {
+          (r & (Arena::kMaxChunkBytes - 1)) + kMinItemBytes > arena.chunk_used(chunk)) {
         return bad("reference out of its arena");
       }
       ++full;
@@ -508,7 +668,7 @@ class HashIndex final : public Index {
     if (s.count == 0) return false;
     bool found;
     uint64_t i = s.Find(key, h, &found);
-    if (found) *out = DecodeEntry(s.ItemAt(i));
+    if (found) *out = DecodeItem(s.ItemAt(i));
     return found;
   }
 
@@ -545,7 +705,7 @@ class HashIndex final : public Index {
     bool found;
     uint64_t i = s.Find(key, h, &found);
     if (found) {
-      *old = DecodeEntry(s.ItemAt(i));
+      *old = DecodeItem(s.ItemAt(i));
       s.SetEntry(i, entry);
       return true;
     }
@@ -568,7 +728,7 @@ class HashIndex final : public Index {
     *replaced = false;
     if (found) {
       if (s.seqs[i] >= seq) return false;
-      *old = DecodeEntry(s.ItemAt(i));
+      *old = DecodeItem(s.ItemAt(i));
       *replaced = true;
       s.SetEntry(i, entry);
       s.seqs[i] = seq;
@@ -587,7 +747,7 @@ class HashIndex final : public Index {
     bool found;
     uint64_t i = s.Find(key, h, &found);
     if (!found) return false;
-    *old = DecodeEntry(s.ItemAt(i));
+    *old = DecodeItem(s.ItemAt(i));
     s.EraseAt(i);
     return true;
   }
@@ -600,7 +760,7 @@ class HashIndex final : public Index {
     if (s.count == 0) return false;
     bool found;
     uint64_t i = s.Find(key, h, &found);
-    if (!found || !DecodeEntry(s.ItemAt(i)).SameLocation(expected)) return false;
+    if (!found || !DecodeItem(s.ItemAt(i)).SameLocation(expected)) return false;
     s.SetEntry(i, entry);
     return true;
   }
@@ -612,7 +772,7 @@ class HashIndex final : public Index {
     if (s.count == 0) return false;
     bool found;
     uint64_t i = s.Find(key, h, &found);
-    if (!found || !DecodeEntry(s.ItemAt(i)).SameLocation(expected)) return false;
+    if (!found || !DecodeItem(s.ItemAt(i)).SameLocation(expected)) return false;
     s.EraseAt(i);
     return true;
   }
@@ -645,7 +805,7 @@ class HashIndex final : public Index {
       for (uint64_t i = 0; i < s.capacity(); ++i) {
         if (!s.Full(i)) continue;
         const char* p = s.ItemAt(i);
-        out->emplace_back(std::string(KeyOf(p)), DecodeEntry(p));
+        out->emplace_back(std::string(KeyOf(p)), DecodeItem(p));
       }
       if (out->size() >= max_entries) break;
     }
@@ -659,15 +819,15 @@ class HashIndex final : public Index {
       for (uint64_t i = 0; i < s.capacity(); ++i) {
         if (!s.Full(i)) continue;
         const char* p = s.ItemAt(i);
-        fn(KeyOf(p), DecodeEntry(p));
+        fn(KeyOf(p), DecodeItem(p));
       }
     }
   }
 
   uint64_t CheckpointLayout() const override {
-    // "HIX" | version 1 (XXH3-64 seed 0, items as above) | shard bits | group slots | arena
+    // "HIX" | version 2 (XXH3-64 seed 0, items as above) | shard bits | group slots | arena
     // offset bits | byte order: any change of these gives another value.
-    return (uint64_t{0x484958} << 40) | (uint64_t{1} << 32) | (uint64_t{kShardBits} << 24) |
+    return (uint64_t{0x484958} << 40) | (uint64_t{2} << 32) | (uint64_t{kShardBits} << 24) |
            (uint64_t{kGroupSlots} << 16) | (uint64_t{Arena::kOffsetBits} << 8) |
            (std::endian::native == std::endian::little ? 1 : 2);
   }
@@ -681,6 +841,7 @@ class HashIndex final : public Index {
         s.table.reset();
         s.groups = s.erased = s.dead_bytes = 0;
         s.arena = Arena();
+        s.load_block.reset();
         s.prefetch_table.store(nullptr, std::memory_order_relaxed);
         s.prefetch_groups.store(0, std::memory_order_relaxed);
         continue;
@@ -688,9 +849,12 @@ class HashIndex final : public Index {
       if (s.dead_bytes * 16 > s.arena.used_bytes()) s.CompactArena();
       // A table that grew by half in a run sits between 0.58 and 0.875 full; a load from hints
       // sizes it near 0.85.
+      // (Only if that shrinks it: a small table can stay under 0.75 at its size.)
+      const uint64_t want = Shard::SlotsFor(s.count, kReserveLoad);
       if (s.erased != 0 ||
-          static_cast<double>(s.count) < 0.75 * static_cast<double>(s.capacity())) {
-        s.Rehash(Shard::SlotsFor(s.count, kReserveLoad));
+          (static_cast<double>(s.count) < 0.75 * static_cast<double>(s.capacity()) &&
+           (want + kGroupSlots - 1) / kGroupSlots < s.groups)) {
+        s.Rehash(want);
       }
     }
   }
@@ -713,7 +877,17 @@ class HashIndex final : public Index {
     Shard& s = shards_[part];
     std::unique_lock lock(s.mu);
     VARVE_CHECK(s.count == 0 && s.groups == 0 && s.arena.chunks() == 0 && !s.seqs);
-    return s.Load(bytes, read);
+    Status st = s.Load(bytes, read, load_block_);
+    // The last part loaded: the shards hold the block from now on.
+    if (parts_loaded_.fetch_add(1, std::memory_order_acq_rel) + 1 == kShards) load_block_.reset();
+    return st;
+  }
+
+  void StartCheckpointLoad(uint64_t total_part_bytes) override {
+    // A part needs at most 26 bytes more than its length (table and arena bytes, the arena's
+    // tail pad, rounded to 64; its header and chunk table, at least 40 bytes, are not kept).
+    load_block_ = std::make_shared<LoadBlock>(total_part_bytes + 64 * kShards);
+    parts_loaded_.store(0, std::memory_order_relaxed);
   }
 
   void FinishRecovery() override {
@@ -721,7 +895,7 @@ class HashIndex final : public Index {
       Shard& s = shards_[n];
       std::unique_lock lock(s.mu);
       for (uint64_t i = 0; s.has_tombstones && i < s.capacity(); ++i) {
-        if (s.Full(i) && DecodeEntry(s.ItemAt(i)).tombstone()) {
+        if (s.Full(i) && DecodeItem(s.ItemAt(i)).tombstone()) {
           s.EraseAt(i);
         }
       }
@@ -739,6 +913,8 @@ class HashIndex final : public Index {
 
  private:
   std::unique_ptr<Shard[]> shards_;
+  std::shared_ptr<LoadBlock> load_block_;  // while a checkpoint loads
+  std::atomic<uint32_t> parts_loaded_{0};
 };
 
 }  // namespace

@@ -120,6 +120,9 @@ class Index {
                                     const std::function<Status(std::string_view)>& write) const {
     return Status::NotSupported("index checkpoint");
   }
+  // Before the parts load (possibly in parallel): the sum of their bytes, so that the index can
+  // place them all in one allocation.
+  virtual void StartCheckpointLoad(uint64_t total_part_bytes) {}
   // Replaces part (which must be empty) with the bytes bytes that read(dst, n) hands over in
   // order. Corruption if they do not describe a part (the caller checks their checksum too);
   // the part is then left empty.

@@ -249,6 +249,7 @@ Status DBImpl::LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& 
   if (expected_offset != meta_offset) return bad("parts do not fill the file");
 
   // Parts in parallel, each read start to end into the memory it will occupy.
+  index_->StartCheckpointLoad(meta_offset - kFileHeaderBytes);
   unsigned threads = options_.open_threads != 0 ? options_.open_threads
                                                 : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, std::max<uint32_t>(1, parts));

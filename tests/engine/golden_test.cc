@@ -115,25 +115,25 @@ TEST(GoldenTest, IndexCheckpoint) {
   std::stringstream ss;
   ss << f.rdbuf();
   std::string got = ss.str();
-  ASSERT_EQ(got.size(), 16639u);
+  ASSERT_EQ(got.size(), 16634u);
   EXPECT_EQ(got.substr(0, 32), Bytes({0x56, 0x41, 0x52, 0x56, 0x49, 0x44, 0x58, 0x31, 0x01, 0,    0,
                                       0,    0,    0,    0,    0,    0,    0,    0,    0,    0x01, 0,
                                       0,    0,    0,    0,    0,    0,    0xa4, 0x07, 0xd3, 0x6f}));
   EXPECT_EQ(got.substr(32, 40), std::string(40, '\0'));
   std::string part =
       Bytes({0x01, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0}) + std::string(16, '\0') +
-      Bytes({0x01, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 0x0f, 0, 0, 0, 0x2a}) +
+      Bytes({0x01, 0, 0, 0, 0, 0, 0, 0, 0xfd, 0x0f, 0, 0, 0x0a, 0, 0, 0, 0x2a}) +
       std::string(11, '\x80') + std::string(4, '\xff') + Bytes({0x01}) + std::string(47, '\0') +
-      Bytes({0x01, 0, 0, 0, 0x20, 0, 0, 0, 0x32, 0x05}) + "hello";
-  EXPECT_EQ(got.substr(0x1768, 127), part);
+      Bytes({0x05}) + "hello" + Bytes({0x00, 0x01, 0x20, 0x19});
+  EXPECT_EQ(got.substr(0x1768, 122), part);
   EXPECT_EQ(
-      got.substr(0x2877, 48),
-      Bytes({0x01, 0x14, 0x0c, 0x08, 0x01, 0x58, 0x49, 0x48, 0x01, 0, 0, 0, 0, 0, 0, 0}) +
+      got.substr(0x2872, 48),
+      Bytes({0x01, 0x14, 0x0c, 0x08, 0x02, 0x58, 0x49, 0x48, 0x01, 0, 0, 0, 0, 0, 0, 0}) +
           std::string(16, '\0') +
           Bytes({0xc2, 0x94, 0xd3, 0x38, 0x05, 0x80, 0x06, 0x2d, 0x01, 0, 0, 0, 0, 0x01, 0, 0}));
   EXPECT_EQ(got.substr(got.size() - 24),
-            Bytes({0x70, 0x18, 0,    0,    0, 0, 0, 0, 0x7d, 0xfe, 0x00, 0x02,
-                   0x39, 0x93, 0xf7, 0xc4, 0, 0, 0, 0, 0x49, 0x44, 0x58, 0x31}));
+            Bytes({0x70, 0x18, 0,    0,    0, 0, 0, 0, 0xc8, 0x4a, 0x33, 0x20,
+                   0xfe, 0x5d, 0xe7, 0xf3, 0, 0, 0, 0, 0x49, 0x44, 0x58, 0x31}));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <random>
@@ -17,6 +18,8 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "util/coding.h"
 
 namespace varve {
 namespace {
@@ -148,6 +151,67 @@ TEST_P(IndexTest, PutGetRemove) {
   ASSERT_TRUE(index_->Get("a", &e));
   EXPECT_ENTRY_EQ(e, Entry(3, 40, 10));
   EXPECT_EQ(index_->Size(), 3u);
+}
+
+// Segment ids, offsets and sizes at each limit of the hash index's 1- to 4-byte fields, with
+// and without the tombstone flag, under keys whose length needs 1 to 3 varint bytes; each entry is
+// then overwritten by every other (an item is rewritten in place or moves).
+TEST_P(IndexTest, EntryFieldsAtTheirLimits) {
+  const std::vector<uint32_t> values = {
+      0, 1, 127, 128, 255, 256, 65535, 65536, (1u << 24) - 1, 1u << 24, UINT32_MAX - 1, UINT32_MAX};
+  std::vector<IndexEntry> entries;
+  for (size_t i = 0; i < values.size(); ++i) {
+    // Every value in every field, with varied neighbours.
+    uint32_t a = values[i], b = values[(i * 5 + 3) % values.size()];
+    uint32_t c = values[(i * 7 + 1) % values.size()];
+    uint8_t flags = i % 2 == 0 ? 0 : IndexEntry::kTombstone;
+    entries.push_back(Entry(a, b, c, flags));
+    entries.push_back(Entry(c, a, b, flags));
+    entries.push_back(Entry(b, c, a, static_cast<uint8_t>(flags ^ IndexEntry::kTombstone)));
+  }
+  const std::vector<size_t> key_lengths = {0, 1, 16, 127, 128, 16383, 16384, 70000};
+  std::vector<std::string> keys;
+  for (size_t len : key_lengths) {
+    for (size_t j = 0; j < 4; ++j) {
+      std::string k(len, static_cast<char>('a' + j));
+      if (len > 0) k.back() = static_cast<char>(0x80 + j);  // high bytes in the key too
+      keys.push_back(len == 0 && j > 0 ? std::string(j, '\xff') : k);
+    }
+  }
+  std::map<std::string, IndexEntry> model;
+  IndexEntry old;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    IndexEntry e = entries[i % entries.size()];
+    EXPECT_FALSE(index_->Put(keys[i], e, &old)) << i;
+    model[keys[i]] = e;
+  }
+  auto check = [&] {
+    for (const auto& [k, want] : model) {
+      IndexEntry got;
+      ASSERT_TRUE(index_->Get(k, &got)) << k.size();
+      ASSERT_ENTRY_EQ(got, want);
+    }
+    std::map<std::string, IndexEntry> got = Contents();
+    ASSERT_EQ(got.size(), model.size());
+    for (const auto& [k, e] : got) ASSERT_ENTRY_EQ(e, model[k]);
+  };
+  check();
+  for (size_t round = 1; round < entries.size(); ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      IndexEntry e = entries[(i + round * 7) % entries.size()];
+      ASSERT_TRUE(index_->Put(keys[i], e, &old));
+      ASSERT_ENTRY_EQ(old, model[keys[i]]);
+      model[keys[i]] = e;
+    }
+    if (round % 5 == 0) check();
+  }
+  check();
+  // The entries that were tombstones go at the end of recovery; the others stay.
+  index_->FinishRecovery();
+  for (auto it = model.begin(); it != model.end();) {
+    it = it->second.tombstone() ? model.erase(it) : std::next(it);
+  }
+  check();
 }
 
 TEST_P(IndexTest, BinaryKeysAreDistinct) {
@@ -920,6 +984,152 @@ TEST_P(IndexTest, ConcurrentWritersAndReaders) {
     ASSERT_TRUE(it != got.end()) << k.substr(0, 20);
     ASSERT_ENTRY_EQ(it->second, e);
   }
+}
+
+// The hash index's checkpoint parts (index_checkpoint.cc writes and reads them): saved, loaded
+// into a fresh index, then written to further.
+std::vector<std::string> SaveParts(const Index& index) {
+  std::vector<std::string> parts;
+  for (uint32_t p = 0; p < index.CheckpointParts(); ++p) {
+    std::string bytes;
+    EXPECT_TRUE(index
+                    .SaveCheckpointPart(p,
+                                        [&](std::string_view d) {
+                                          bytes.append(d);
+                                          return Status::Ok();
+                                        })
+                    .ok());
+    EXPECT_EQ(bytes.size(), index.CheckpointPartBytes(p));
+    parts.push_back(std::move(bytes));
+  }
+  return parts;
+}
+
+Status LoadPart(Index* index, uint32_t p, const std::string& bytes) {
+  size_t pos = 0;
+  return index->LoadCheckpointPart(p, bytes.size(), [&](char* dst, size_t n) {
+    if (n > bytes.size() - pos) return Status::Corruption("past the part");
+    std::memcpy(dst, bytes.data() + pos, n);
+    pos += n;
+    return Status::Ok();
+  });
+}
+
+// Parts load into one shared block (StartCheckpointLoad, as index_checkpoint.cc does) or each
+// into its own allocations.
+class HashIndexCheckpointTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Blocks, HashIndexCheckpointTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "OneBlock" : "PerShard";
+                         });
+
+TEST_P(HashIndexCheckpointTest, PartsRoundTrip) {
+  std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
+  ASSERT_NE(index->CheckpointLayout(), 0u);
+  std::map<std::string, IndexEntry> model;
+  IndexEntry old;
+  std::mt19937 rng(7);
+  auto put = [&](Index* ix, const std::string& k) {
+    // Fields of every width.
+    uint32_t seg = rng() >> (8 * (rng() % 4)), off = rng() >> (8 * (rng() % 4));
+    IndexEntry e = Entry(seg, off, rng() >> (8 * (rng() % 4)));
+    ix->Put(k, e, &old);
+    model[k] = e;
+  };
+  for (int i = 0; i < 20000; ++i) put(index.get(), "key-" + std::to_string(i));
+  put(index.get(), std::string((1 << 20) + 5, 'H'));  // an item with a chunk of its own
+  put(index.get(), std::string(300, 'L'));
+  for (int i = 0; i < 20000; i += 3) {
+    ASSERT_TRUE(index->Remove("key-" + std::to_string(i), &old));
+    model.erase("key-" + std::to_string(i));
+  }
+  index->PrepareCheckpoint();
+  std::vector<std::string> parts = SaveParts(*index);
+
+  std::unique_ptr<Index> loaded = Index::Create(IndexKind::kHash);
+  ASSERT_EQ(loaded->CheckpointLayout(), index->CheckpointLayout());
+  if (GetParam()) {
+    uint64_t total = 0;
+    for (const std::string& part : parts) total += part.size();
+    // Over the size (4 MiB) from which the block is a mapping of its own with huge pages.
+    loaded->StartCheckpointLoad(total + (8 << 20));
+  }
+  for (uint32_t p = 0; p < parts.size(); ++p) {
+    Status st = LoadPart(loaded.get(), p, parts[p]);
+    ASSERT_TRUE(st.ok()) << p << ": " << st.ToString();
+  }
+  auto check = [&](const Index& ix) {
+    ASSERT_EQ(ix.Size(), model.size());
+    for (const auto& [k, want] : model) {
+      IndexEntry got;
+      ASSERT_TRUE(ix.Get(k, &got)) << k.substr(0, 20);
+      ASSERT_ENTRY_EQ(got, want);
+    }
+    size_t n = 0;
+    ix.ForEach([&](std::string_view k, const IndexEntry& e) {
+      ++n;
+      auto it = model.find(std::string(k));
+      ASSERT_TRUE(it != model.end());
+      ASSERT_ENTRY_EQ(e, it->second);
+    });
+    EXPECT_EQ(n, model.size());
+  };
+  check(*loaded);
+  // Saving the loaded index gives the same items again.
+  loaded->PrepareCheckpoint();
+  std::vector<std::string> again = SaveParts(*loaded);
+  ASSERT_EQ(again.size(), parts.size());
+  for (size_t p = 0; p < parts.size(); ++p) {
+    // The same table and items; only the chunks' room differs (a loaded chunk is full).
+    ASSERT_EQ(again[p].size(), parts[p].size()) << p;
+    size_t table = 40 + 8 * size_t{DecodeFixed32(parts[p].data() + 32)};
+    EXPECT_EQ(again[p].substr(table), parts[p].substr(table)) << p;
+  }
+  // Writes after the load: new keys in new chunks, loaded items overwritten and removed.
+  for (int i = 20000; i < 30000; ++i) put(loaded.get(), "key-" + std::to_string(i));
+  for (int i = 1; i < 20000; i += 3) put(loaded.get(), "key-" + std::to_string(i));
+  for (int i = 2; i < 20000; i += 6) {
+    ASSERT_TRUE(loaded->Remove("key-" + std::to_string(i), &old));
+    model.erase("key-" + std::to_string(i));
+  }
+  check(*loaded);
+}
+
+TEST(HashIndexCheckpointPartTest, DamagedPartIsRefusedAndLeftEmpty) {
+  std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
+  IndexEntry old;
+  for (int i = 0; i < 5000; ++i) {
+    index->Put("key-" + std::to_string(i), Entry(1, static_cast<uint32_t>(i), 100), &old);
+  }
+  index->PrepareCheckpoint();
+  std::vector<std::string> parts = SaveParts(*index);
+  uint32_t p = 0;
+  while (parts[p].size() <= 40) ++p;  // a part with items
+  for (size_t cut : {size_t{0}, size_t{39}, parts[p].size() - 1}) {
+    std::unique_ptr<Index> loaded = Index::Create(IndexKind::kHash);
+    EXPECT_FALSE(LoadPart(loaded.get(), p, parts[p].substr(0, cut)).ok()) << cut;
+    EXPECT_EQ(loaded->Size(), 0u);
+  }
+  // A reference past its chunk's used bytes.
+  std::string bad = parts[p];
+  uint64_t groups = DecodeFixed64(bad.data());
+  size_t table = 40 + 8 * size_t{DecodeFixed32(bad.data() + 32)};
+  for (uint64_t g = 0; g < groups; ++g) {
+    for (int slot = 0; slot < 12; ++slot) {
+      if (static_cast<unsigned char>(bad[table + 64 * g + slot]) < 0x80) {
+        uint32_t huge = 0x00ffff00u;
+        std::memcpy(&bad[table + 64 * g + 16 + 4 * slot], &huge, 4);
+        g = groups;
+        break;
+      }
+    }
+  }
+  std::unique_ptr<Index> loaded = Index::Create(IndexKind::kHash);
+  EXPECT_FALSE(LoadPart(loaded.get(), p, bad).ok());
+  EXPECT_EQ(loaded->Size(), 0u);
+  // The good bytes still load into it.
+  EXPECT_TRUE(LoadPart(loaded.get(), p, parts[p]).ok());
+  EXPECT_EQ(loaded->Size(), DecodeFixed64(parts[p].data() + 8));
 }
 
 }  // namespace
