@@ -63,7 +63,7 @@ class DBIter final : public Iterator {
         }
         chunk_.clear();
         pos_ = 0;
-        more_ = db_->index()->Scan(&cursor_, start_, 1024, &chunk_);
+        more_ = db_->index()->Scan(&cursor_, start_, NextChunkSize(), &chunk_);
         continue;
       }
       auto& [key, entry] = chunk_[pos_++];
@@ -241,7 +241,7 @@ class DBIter final : public Iterator {
         if (!more_) return nullptr;
         chunk_.clear();
         pos_ = 0;
-        more_ = db_->index()->Scan(&cursor_, start_, 1024, &chunk_);
+        more_ = db_->index()->Scan(&cursor_, start_, NextChunkSize(), &chunk_);
         continue;
       }
       const std::string& key = chunk_[pos_].first;
@@ -308,7 +308,15 @@ class DBIter final : public Iterator {
   DBImpl* db_;
   std::string prefix_, start_, end_;
   Index::Cursor cursor_;
+  // Chunks start small and double: a short range scan copies few keys beyond its end, a long
+  // one soon takes the index's locks once per 1024 keys.
+  size_t NextChunkSize() {
+    size_t n = chunk_size_;
+    chunk_size_ = std::min<size_t>(chunk_size_ * 2, 1024);
+    return n;
+  }
   std::vector<Index::KeyEntry> chunk_;
+  size_t chunk_size_ = 32;
   size_t pos_ = 0;
   bool more_ = true;
   bool valid_ = false;
