@@ -816,7 +816,7 @@ Status DBImpl::Close() {
   }
   // No change can start any more (writers drained, maintenance stopped): a call after the close
   // must not touch a directory another process may hold by then.
-  checkpoint_on_disk_.store(false);
+  const bool unchanged = open_matches_checkpoint_ && checkpoint_on_disk_.exchange(false);
   Status result;
   std::lock_guard compaction_lock(compaction_mu_);
   if (active_file_ != nullptr) {
@@ -825,7 +825,7 @@ Status DBImpl::Close() {
     s = active_file_->Close();
     if (result.ok()) result = s;
   }
-  if (result.ok()) {
+  if (result.ok() && !unchanged) {
     // A hint for the tail too, so that the next open reads no segment data at all.
     std::vector<std::shared_ptr<Segment>> segs;
     {
@@ -845,7 +845,7 @@ Status DBImpl::Close() {
     std::lock_guard lock(write_mu_);
     write_failed = !write_error_.ok();
   }
-  if (result.ok() && !write_failed && options_.index_checkpoint) {
+  if (result.ok() && !write_failed && options_.index_checkpoint && !unchanged) {
     // An optimization of the next open: failing to write it does not fail the close.
     Status s = WriteIndexCheckpoint();
     if (!s.ok()) LogWarning(s.ToString() + "; no index checkpoint written");

@@ -250,6 +250,10 @@ class DBImpl final : public DB {
   Status LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
                              const std::map<uint32_t, uint32_t>& header_checksums);
   bool index_from_checkpoint_ = false;
+  // The open loaded INDEX and appends to the tail it describes: until the INDEX is dropped
+  // (the first change), the directory is exactly what INDEX describes and a close rewrites
+  // neither the tail's hint nor INDEX.
+  bool open_matches_checkpoint_ = false;
   // Attaching or detaching a table changes which deletes an open keeps as shadows (recovery
   // decides by the tables of its time): a close after one writes no checkpoint.
   uint64_t tables_generation_at_open_ = 0;

@@ -179,6 +179,7 @@ Status DBImpl::Recover() {
     }
     active_file_ = std::move(f);
     active_ = tail;
+    open_matches_checkpoint_ = index_from_checkpoint_;
     active_for_bg_ = tail;
   } else {
     if (tail != nullptr) tail->sealed = true;

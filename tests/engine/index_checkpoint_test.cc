@@ -389,6 +389,36 @@ TEST_F(IndexCheckpointTest, TableShadowsSurvive) {
   EXPECT_EQ(*c->Get(Key(1001)), "live");
 }
 
+// An open that changes nothing leaves INDEX and the hints as they are at its close (no rewrite,
+// no tail scan), and the next open still loads INDEX.
+TEST_F(IndexCheckpointTest, CloseAfterReadsOnlyRewritesNothing) {
+  Model model;
+  Build(&model);
+  auto files = [&] {
+    std::map<std::string, fs::file_time_type> out;
+    for (const auto& e : fs::directory_iterator(dir())) {
+      if (e.path().filename() != "LOCK") out[e.path().filename()] = e.last_write_time();
+    }
+    return out;
+  };
+  const auto before = files();
+  ASSERT_TRUE(before.contains("INDEX"));
+  ExpectOpen(/*from_checkpoint=*/true, model);  // reads, then the close
+  EXPECT_EQ(files(), before);
+  ExpectOpen(/*from_checkpoint=*/true, model);
+  // After a write the close rewrites them, and the next open loads the new INDEX.
+  {
+    auto db = OpenOrDie(Opts(), dir());
+    ASSERT_TRUE(db->Put("zz", "v").ok());
+    model["zz"] = Item{"v"};
+    ASSERT_TRUE(db->Close().ok());
+  }
+  EXPECT_NE(files(), before);
+  auto db = OpenOrDie(Opts(), dir());
+  EXPECT_EQ(db->GetStats().index_from_checkpoint, 1u);
+  EXPECT_EQ(*db->Get("zz"), "v");
+}
+
 TEST_F(IndexCheckpointTest, FirstChangeRemovesIt) {
   Model model;
   Build(&model);
