@@ -61,6 +61,8 @@ struct PhaseResult {
   double space_amp = -1;    // disk bytes used / live user bytes
   double peak_rss_mb = -1;  // VmHWM of the process that ran the phase
   double index_bytes_per_key = -1;
+  // The same, counting anonymous memory only (Varve's index; not the data file pages a Get maps).
+  double index_anon_bytes_per_key = -1;
   double read_bytes_per_op = -1;  // disk bytes read per operation (/proc/self/io)
   // CPU time of the threads that ran the operations (their thread CPU clocks) per operation:
   // unlike ops/s, it hardly moves when other processes take turns on the same cores.

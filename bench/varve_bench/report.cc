@@ -256,9 +256,14 @@ std::string Report(const Args& a, const Device& d, const std::vector<PhaseResult
   for (const char* w : {"small", "halodb"}) {
     auto* v = find(w, "reopen (index memory)", "varve");
     size_t kb = std::string(w) == "small" ? a.small_key_bytes : a.halodb_key_bytes;
+    // Judged on anonymous memory, which is all the index uses; the RSS growth also counts the
+    // data file pages the one Get maps (a whole page-cache folio: ~20 B/key at 100K keys).
     line(std::string(w) + ": index <= key + 20 B/key (" + std::to_string(kb + 20) + " B)",
-         v ? F("%.1f B/key", v->index_bytes_per_key) + " (RSS growth)" : "",
-         v && v->index_bytes_per_key <= kb + 20, v != nullptr);
+         v ? F("%.1f B/key", v->index_anon_bytes_per_key) + " (anonymous memory; " +
+                 F("%.1f", v->index_bytes_per_key) + " RSS growth with mapped file pages)"
+           : "",
+         v && v->index_anon_bytes_per_key >= 0 && v->index_anon_bytes_per_key <= kb + 20,
+         v != nullptr);
   }
   return o.str();
 }

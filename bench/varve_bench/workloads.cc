@@ -313,6 +313,7 @@ void IndexMemory(const Args& a, const std::string& workload, const std::string& 
     return (static_cast<double>(x->rss_after) - static_cast<double>(x->rss_file_after)) -
            (static_cast<double>(x->rss_before) - static_cast<double>(x->rss_file_before));
   };
+  ix.index_anon_bytes_per_key = (anon(sh) - anon(empty)) / n;
   ix.note = "open " + Fmt("%.3f", sh->open_seconds) +
             " s; (RSS growth of a fresh process over "
             "Open + one Get) - (the same for an empty store: " +
@@ -321,7 +322,7 @@ void IndexMemory(const Args& a, const std::string& workload, const std::string& 
                          static_cast<double>(sh->rss_file_before)) /
                             1048576.0) +
             " MiB are mapped file pages; anonymous memory alone: " +
-            Fmt("%.1f", (anon(sh) - anon(empty)) / n) + " B/key";
+            Fmt("%.1f", ix.index_anon_bytes_per_key) + " B/key";
   out->push_back(ix);
 }
 
