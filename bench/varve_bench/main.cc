@@ -59,6 +59,7 @@ nlohmann::json ToJson(const PhaseResult& r) {
           {"space_amp", r.space_amp},
           {"peak_rss_mb", r.peak_rss_mb},
           {"index_bytes_per_key", r.index_bytes_per_key},
+          {"index_anon_bytes_per_key", r.index_anon_bytes_per_key},
           {"read_bytes_per_op", r.read_bytes_per_op},
           {"cpu_us_per_op", r.cpu_us_per_op},
           {"note", r.note}};
@@ -80,6 +81,7 @@ PhaseResult FromJson(const nlohmann::json& j) {
   r.space_amp = j["space_amp"];
   r.peak_rss_mb = j["peak_rss_mb"];
   r.index_bytes_per_key = j["index_bytes_per_key"];
+  r.index_anon_bytes_per_key = j["index_anon_bytes_per_key"];
   r.read_bytes_per_op = j["read_bytes_per_op"];
   r.cpu_us_per_op = j["cpu_us_per_op"];
   r.note = j["note"];
