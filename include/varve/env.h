@@ -38,6 +38,8 @@ class RandomAccessFile {
   virtual void AdviseRandom() {}
   // Hints that the file will be read start to end (more readahead).
   virtual void AdviseSequential() {}
+  // Hints that [offset, offset + n) will be read soon: reads of it may start now, all at once.
+  virtual void AdviseWillNeed(uint64_t offset, uint64_t n) {}
   // Serves later reads of the first length bytes from a shared read-only memory mapping (the
   // same page cache, no system call per read); the file may still grow into that range. A read
   // the mapping cannot serve (past the end of the file, or a disk error, which would raise

@@ -278,7 +278,7 @@ size_t ItemBytes(const char* p) {
 class LoadBlock {
  public:
   explicit LoadBlock(size_t n) : size_((n + 63) & ~size_t{63}) {
-    if (size_ >= 2 * kHugePage && MapHuge()) return;
+    if (size_ >= 2 * kHugePage && MapAligned()) return;
     base_ = static_cast<char*>(std::aligned_alloc(64, size_));
     VARVE_CHECK(base_ != nullptr);
   }
@@ -298,14 +298,21 @@ class LoadBlock {
     return at <= size_ && n <= size_ - at ? base_ + at : nullptr;
   }
 
+  // Once loaded: transparent huge pages for the block, so that a lookup's group line and item
+  // cost no TLB miss (14-23% of a small Get's CPU with huge pages, bench/RESULTS.md). Asked for
+  // only now, so that khugepaged collapses the pages in the background: faulting huge pages in
+  // while loading made a warm open of 10M keys 3x slower (zeroing 2 MiB pages that are new to
+  // the VM). Only the part below the last 2 MiB boundary gets them, so the block's size is what
+  // is resident.
+  void AdviseHuge() {
+    if (mapped_ != 0) ::madvise(base_, mapped_, MADV_HUGEPAGE);  // a hint: without it, 4 KiB
+  }
+
  private:
   static constexpr size_t kHugePage = size_t{2} << 20;
 
-  // A mapping of its own that starts on a 2 MiB boundary, with transparent huge pages asked for:
-  // a lookup's group line and item then cost no TLB miss (14-23% of a small Get's CPU with
-  // huge pages, bench/RESULTS.md). Only the part below the last 2 MiB boundary gets them, so
-  // the block's size is what is resident.
-  bool MapHuge() {
+  // A mapping of its own that starts on a 2 MiB boundary (see AdviseHuge).
+  bool MapAligned() {
     const size_t length = (size_ + 4095) & ~size_t{4095};
     void* p = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -318,13 +325,12 @@ class LoadBlock {
       ::munmap(reinterpret_cast<void*>(aligned + length), end - aligned - length);
     base_ = reinterpret_cast<char*>(aligned);
     mapped_ = length;
-    ::madvise(base_, length, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
     return true;
   }
 
   size_t size_;
   char* base_ = nullptr;
-  size_t mapped_ = 0;  // bytes mapped by MapHuge (0: from the allocator)
+  size_t mapped_ = 0;  // bytes mapped by MapAligned (0: from the allocator)
   std::atomic<size_t> used_{0};
 };
 
@@ -879,7 +885,10 @@ class HashIndex final : public Index {
     VARVE_CHECK(s.count == 0 && s.groups == 0 && s.arena.chunks() == 0 && !s.seqs);
     Status st = s.Load(bytes, read, load_block_);
     // The last part loaded: the shards hold the block from now on.
-    if (parts_loaded_.fetch_add(1, std::memory_order_acq_rel) + 1 == kShards) load_block_.reset();
+    if (parts_loaded_.fetch_add(1, std::memory_order_acq_rel) + 1 == kShards) {
+      if (load_block_ != nullptr) load_block_->AdviseHuge();
+      load_block_.reset();
+    }
     return st;
   }
 

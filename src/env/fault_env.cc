@@ -75,6 +75,7 @@ class FaultRandomAccessFile final : public RandomAccessFile {
   Result<uint64_t> Size() const override { return base_->Size(); }
   void AdviseRandom() override { base_->AdviseRandom(); }
   void AdviseSequential() override { base_->AdviseSequential(); }
+  void AdviseWillNeed(uint64_t offset, uint64_t n) override { base_->AdviseWillNeed(offset, n); }
 
  private:
   FaultEnv* env_;

@@ -402,6 +402,9 @@ class PosixRandomAccessFile final : public RandomAccessFile {
 
   void AdviseRandom() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM); }
   void AdviseSequential() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL); }
+  void AdviseWillNeed(uint64_t offset, uint64_t n) override {
+    ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(n), POSIX_FADV_WILLNEED);
+  }
 
  private:
   static constexpr size_t kMaxResidentCheck = 64 << 10;  // larger reads always use pread
