@@ -237,8 +237,8 @@ class DBImpl final : public DB {
                               uint64_t start = format::kFileHeaderBytes, uint64_t max_seq = 0);
   void LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
                  bool is_tombstone_record, std::vector<Index::RecoveredEntry>* bulk);
-  // Hands the entries LoadEntry gathered to an index that loads in bulk.
-  void FlushBulk(std::vector<Index::RecoveredEntry>* bulk);
+  // Puts the entries LoadEntry gathered (all seg's) into the index.
+  void FlushBulk(Segment* seg, std::vector<Index::RecoveredEntry>* bulk);
   std::unordered_map<uint32_t, Segment*> loading_;  // segments by id while recovering
 
   // Index checkpoint (index_checkpoint.cc, docs/format.md "INDEX file").

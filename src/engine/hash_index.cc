@@ -690,8 +690,9 @@ class HashIndex final : public Index {
     }
   }
 
-  void Prefetch(std::string_view key) const override {
-    uint64_t h = HashKey(key);
+  void Prefetch(std::string_view key) const override { PrefetchHash(HashKey(key)); }
+
+  void PrefetchHash(uint64_t h) const {
     const Shard& s = shards_[ShardOf(h)];
     Group* table = s.prefetch_table.load(std::memory_order_relaxed);
     uint64_t groups = s.prefetch_groups.load(std::memory_order_relaxed);
@@ -724,6 +725,49 @@ class HashIndex final : public Index {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
     std::unique_lock lock(s.mu);
+    return PutIfNewerLocked(s, key, h, entry, seq, old, replaced);
+  }
+
+  void PutIfNewerBatch(const RecoveredEntry* entries, size_t n, PutResult* out) override {
+    // Grouped by shard (a stable counting sort: one key's entries keep their order), each shard
+    // locked once: with a lock per entry, loader threads spent 40% of a 10M-key open from hints
+    // in the lock's cache line moving between cores.
+    thread_local std::vector<uint64_t> hashes;
+    thread_local std::vector<uint32_t> order;
+    hashes.resize(n);
+    order.resize(n);
+    uint32_t start[kShards + 1] = {};
+    for (size_t i = 0; i < n; ++i) {
+      hashes[i] = HashKey(entries[i].key);
+      ++start[ShardOf(hashes[i]) + 1];
+    }
+    for (size_t sh = 0; sh < kShards; ++sh) start[sh + 1] += start[sh];
+    uint32_t next[kShards];
+    std::copy(start, start + kShards, next);
+    for (size_t i = 0; i < n; ++i) order[next[ShardOf(hashes[i])]++] = static_cast<uint32_t>(i);
+    // Slots prefetched well ahead, across shards (the lock-free copies): the table is far larger
+    // than the caches and these loads are what the load waits on.
+    constexpr uint32_t kAhead = 16;
+    for (uint32_t j = 0; j < std::min<size_t>(kAhead, n); ++j) PrefetchHash(hashes[order[j]]);
+    std::unique_lock<RWMutex> lock;
+    size_t locked = kShards;
+    for (uint32_t j = 0; j < n; ++j) {
+      if (j + kAhead < n) PrefetchHash(hashes[order[j + kAhead]]);
+      const uint32_t i = order[j];
+      const size_t sh = ShardOf(hashes[i]);
+      if (sh != locked) {
+        if (lock.owns_lock()) lock.unlock();
+        lock = std::unique_lock<RWMutex>(shards_[sh].mu);
+        locked = sh;
+      }
+      PutResult& r = out[i];
+      r.changed = PutIfNewerLocked(shards_[sh], entries[i].key, hashes[i], entries[i].entry,
+                                   entries[i].seq, &r.old, &r.replaced);
+    }
+  }
+
+  bool PutIfNewerLocked(Shard& s, std::string_view key, uint64_t h, const IndexEntry& entry,
+                        uint64_t seq, IndexEntry* old, bool* replaced) {
     s.MakeRoom();
     if (!s.seqs) {
       s.seqs.reset(new uint64_t[s.capacity()]());

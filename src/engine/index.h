@@ -59,6 +59,20 @@ class Index {
     IndexEntry entry;
     uint64_t seq = 0;
   };
+  // PutIfNewer for each of n entries (recovery, before FinishRecovery), in order for entries of
+  // one key; out[i] tells what entries[i] did. The hash index locks each shard once per batch
+  // instead of once per entry.
+  struct PutResult {
+    bool changed = false;   // PutIfNewer's result
+    bool replaced = false;  // old holds the replaced entry
+    IndexEntry old;
+  };
+  virtual void PutIfNewerBatch(const RecoveredEntry* entries, size_t n, PutResult* out) {
+    for (size_t i = 0; i < n; ++i) {
+      out[i].changed = PutIfNewer(entries[i].key, entries[i].entry, entries[i].seq, &out[i].old,
+                                  &out[i].replaced);
+    }
+  }
   virtual bool BulkRecovery() const { return false; }
   virtual void AddRecovered(const RecoveredEntry* entries, size_t n) {
     for (size_t i = 0; i < n; ++i) {

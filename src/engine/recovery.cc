@@ -278,28 +278,36 @@ Status DBImpl::LoadIndexFromSegments(const std::vector<std::shared_ptr<Segment>>
   return Status::Ok();
 }
 
-// Keeps the newest record of key; live bytes follow the index as it changes, so no pass over
-// the whole index is needed afterwards. Thread-safe (loading_ is read-only meanwhile). An index
-// that loads in bulk gets the entry in *bulk instead (FlushBulk hands them over).
+// Queues key's record for FlushBulk, which keeps the newest record of each key. Thread-safe
+// (loading_ is read-only meanwhile).
 void DBImpl::LoadEntry(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t seq,
                        bool is_tombstone_record, std::vector<Index::RecoveredEntry>* bulk) {
   if (is_tombstone_record) seg->NoteTombstone(seq, e.size);
-  if (index_->BulkRecovery()) {
-    bulk->push_back(Index::RecoveredEntry{key, e, seq});
-    return;
-  }
-  IndexEntry old;
-  bool replaced;
-  if (!index_->PutIfNewer(key, e, seq, &old, &replaced)) return;
-  if (!e.tombstone()) seg->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
-  if (replaced && !old.tombstone()) {
-    loading_.at(old.segment)->live_bytes.fetch_sub(old.size, std::memory_order_relaxed);
-  }
+  bulk->push_back(Index::RecoveredEntry{key, e, seq});
 }
 
-void DBImpl::FlushBulk(std::vector<Index::RecoveredEntry>* bulk) {
+// Live bytes follow the index as it changes, so no pass over the whole index is needed
+// afterwards (an index that loads in bulk: the caller counts them from the built index). The
+// entries are all seg's records.
+void DBImpl::FlushBulk(Segment* seg, std::vector<Index::RecoveredEntry>* bulk) {
   if (bulk->empty()) return;
-  index_->AddRecovered(bulk->data(), bulk->size());
+  if (index_->BulkRecovery()) {
+    index_->AddRecovered(bulk->data(), bulk->size());
+    bulk->clear();
+    return;
+  }
+  thread_local std::vector<Index::PutResult> results;
+  results.resize(bulk->size());
+  index_->PutIfNewerBatch(bulk->data(), bulk->size(), results.data());
+  for (size_t i = 0; i < bulk->size(); ++i) {
+    const Index::PutResult& r = results[i];
+    if (!r.changed) continue;
+    const IndexEntry& e = (*bulk)[i].entry;
+    if (!e.tombstone()) seg->live_bytes.fetch_add(e.size, std::memory_order_relaxed);
+    if (r.replaced && !r.old.tombstone()) {
+      loading_.at(r.old.segment)->live_bytes.fetch_sub(r.old.size, std::memory_order_relaxed);
+    }
+  }
   bulk->clear();
 }
 
@@ -342,8 +350,6 @@ Status DBImpl::LoadHintEntries(Segment* seg, const std::function<Status(const Hi
   *max_seq = 0;
   std::vector<Index::RecoveredEntry> bulk;
   Status s = read([&](const HintEntry* h, size_t n) {
-    // The index is far larger than the caches: start every slot load of the group first.
-    for (size_t i = 0; i < n; ++i) index_->Prefetch(h[i].key);
     for (size_t i = 0; i < n; ++i) {
       min_seq = std::min(min_seq, h[i].seq);
       *max_seq = std::max(*max_seq, h[i].seq);
@@ -351,7 +357,7 @@ Status DBImpl::LoadHintEntries(Segment* seg, const std::function<Status(const Hi
                 EntryFor(seg->id, h[i].offset, h[i].size, h[i].flags, h[i].expiry_ms, now),
                 h[i].seq, (h[i].flags & kTypeMask) == kTypeTombstone, &bulk);
     }
-    FlushBulk(&bulk);  // the keys point into the batch
+    FlushBulk(seg, &bulk);  // the keys point into the batch
   });
   if (*max_seq != 0) {
     seg->NoteSeq(min_seq);
@@ -453,19 +459,18 @@ Status DBImpl::ScanSegmentIntoIndex(const std::shared_ptr<Segment>& seg, bool is
   uint64_t last_good = start;
   bool skip_batch = false;  // after damage: drop a batch whose start may have been lost
   uint64_t now = NowUnixMs();
-  // Records go to the index in groups whose slots are prefetched first (the index is far
-  // larger than the caches); the order within a segment does not matter (PutIfNewer).
-  std::vector<Pending> ready(64);
+  // Records go to the index in groups (one lock per shard and group, slots prefetched); the
+  // order within a segment does not matter (PutIfNewer).
+  std::vector<Pending> ready(2048);
   size_t ready_n = 0;
   std::vector<Index::RecoveredEntry> bulk;
   auto flush_ready = [&] {
-    for (size_t i = 0; i < ready_n; ++i) index_->Prefetch(ready[i].key);
     for (size_t i = 0; i < ready_n; ++i) {
       const Pending& p = ready[i];
       seg->NoteSeq(p.seq);
       LoadEntry(seg.get(), p.key, p.entry, p.seq, p.tombstone_record, &bulk);
     }
-    FlushBulk(&bulk);  // the keys point into ready
+    FlushBulk(seg.get(), &bulk);  // the keys point into ready
     ready_n = 0;
   };
   auto load = [&](std::string_view key, const IndexEntry& e, uint64_t seq, bool tombstone) {

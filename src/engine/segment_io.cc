@@ -267,8 +267,9 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
   const char* p = data.data() + kFileHeaderBytes;
   const char* limit = footer;
   uint64_t seen = 0;
-  constexpr size_t kGroup = 64;
-  HintEntry group[kGroup];
+  // Large groups: the index takes each group with one lock per shard.
+  constexpr size_t kGroup = 2048;
+  std::vector<HintEntry> group(kGroup);
   size_t in_group = 0;
   auto malformed = [&](const char* at, const char* what) {
     return Status::Corruption(path + ": " + what + " in the entry at offset " +
@@ -316,11 +317,11 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
     prev_end = offset + size;
     ++seen;
     if (++in_group == kGroup) {
-      fn(group, in_group);
+      fn(group.data(), in_group);
       in_group = 0;
     }
   }
-  if (in_group > 0) fn(group, in_group);
+  if (in_group > 0) fn(group.data(), in_group);
   if (seen != count) {
     return Status::Corruption(path + ": " + std::to_string(seen) + " entries, the footer says " +
                               std::to_string(count));
