@@ -373,6 +373,7 @@ nlohmann::ordered_json StatsJson(const Stats& st) {
   j["last_sequence"] = st.last_sequence;
   j["durable_sequence"] = st.durable_sequence;
   j["index_from_checkpoint"] = st.index_from_checkpoint;
+  j["index_replayed_segments"] = st.index_replayed_segments;
   j["tables"] = st.tables;
   j["table_entries"] = st.table_entries;
   j["write_amplification"] = st.write_amplification;

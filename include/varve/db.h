@@ -46,6 +46,9 @@ struct Stats {
   uint64_t durable_sequence = 0;
   // 1 if this open loaded the index from the INDEX checkpoint; 0 if from hints and scans.
   uint64_t index_from_checkpoint = 0;
+  // Of such an open (after a crash): segments, or ends of segments, written after the checkpoint
+  // and loaded on top of it.
+  uint64_t index_replayed_segments = 0;
   // (log + compaction bytes written) / user bytes written.
   double write_amplification = 0;
 };

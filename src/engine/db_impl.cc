@@ -386,7 +386,10 @@ void DBImpl::SetWriteError(const Status& s) {
 }
 
 Status DBImpl::WriteImpl(PendingWrite* w) {
-  VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
+  if (!checkpoint_is_base_) VARVE_RETURN_IF_ERROR(DropIndexCheckpoint());
+  if (!written_since_open_.load(std::memory_order_relaxed)) {
+    written_since_open_.store(true, std::memory_order_relaxed);
+  }
   std::unique_lock lock(write_mu_);
   if (closed_) return Status::InvalidArgument("store is closed");
   if (!write_error_.ok()) {
@@ -783,6 +786,7 @@ Stats DBImpl::GetStats() {
   st.last_sequence = last_seq_.load();
   st.durable_sequence = durable_seq_.load();
   st.index_from_checkpoint = index_from_checkpoint_ ? 1 : 0;
+  st.index_replayed_segments = index_replayed_segments_;
   if (st.user_bytes_written > 0) {
     st.write_amplification =
         static_cast<double>(st.log_bytes_written + st.compaction_bytes_written) /
@@ -816,7 +820,8 @@ Status DBImpl::Close() {
   }
   // No change can start any more (writers drained, maintenance stopped): a call after the close
   // must not touch a directory another process may hold by then.
-  const bool unchanged = open_matches_checkpoint_ && checkpoint_on_disk_.exchange(false);
+  const bool unchanged = open_matches_checkpoint_ && !written_since_open_.load() &&
+                         checkpoint_on_disk_.exchange(false);
   Status result;
   std::lock_guard compaction_lock(compaction_mu_);
   if (active_file_ != nullptr) {

@@ -245,21 +245,40 @@ class DBImpl final : public DB {
   std::string IndexCheckpointPath() const;
   // At a clean close, after every segment is synced, cut and has its hint.
   Status WriteIndexCheckpoint();
+  // What an open through INDEX still has to load: the records of segment from offset on (0: the
+  // whole segment, hint or scan).
+  struct Replay {
+    std::shared_ptr<Segment> segment;
+    uint64_t from = 0;
+  };
   // Loads the index and the segments' counters if INDEX describes segs (in id order, headers
-  // checksummed by SegmentHeaderChecksum) exactly; any error leaves a partly loaded index.
+  // checksummed by SegmentHeaderChecksum) as they were, with at most appends since (*replay
+  // lists them); any error leaves a partly loaded index.
   Status LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
-                             const std::map<uint32_t, uint32_t>& header_checksums);
+                             const std::map<uint32_t, uint32_t>& header_checksums,
+                             std::vector<Replay>* replay);
+  // Loads the records written after the checkpoint into the index LoadIndexCheckpoint loaded.
+  Status ReplayAfterCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
+                               const std::vector<Replay>& replay,
+                               const std::shared_ptr<Segment>& tail);
   bool index_from_checkpoint_ = false;
-  // The open loaded INDEX and appends to the tail it describes: until the INDEX is dropped
-  // (the first change), the directory is exactly what INDEX describes and a close rewrites
-  // neither the tail's hint nor INDEX.
+  uint64_t index_replayed_segments_ = 0;  // segments (or their ends) replayed over INDEX
+  // The open loaded INDEX, replayed nothing and appends to the tail it describes: until the
+  // first write or until INDEX is dropped, the directory is exactly what INDEX describes and a
+  // close rewrites neither the tail's hint nor INDEX.
   bool open_matches_checkpoint_ = false;
   // Attaching or detaching a table changes which deletes an open keeps as shadows (recovery
   // decides by the tables of its time): a close after one writes no checkpoint.
   uint64_t tables_generation_at_open_ = 0;
-  // The INDEX found at open is still on disk: the store's first change removes it (durably)
-  // before it happens, so that a crash after it can never be served by a stale checkpoint.
+  // The INDEX found at open is still on disk: the store's first change it does not describe
+  // removes it (durably) before it happens, so that a crash after it can never be served by a
+  // stale checkpoint.
   std::atomic<bool> checkpoint_on_disk_{false};
+  // The INDEX on disk was loaded (and replayed onto): writes, which only append, leave it valid
+  // as the base of the next open; compactions and tables still remove it.
+  bool checkpoint_is_base_ = false;
+  // A write since the open: the close rewrites INDEX.
+  std::atomic<bool> written_since_open_{false};
   std::mutex checkpoint_mu_;  // a leaf
   Status DropIndexCheckpoint();
 

@@ -174,7 +174,9 @@ Status DBImpl::WriteIndexCheckpoint() {
 }
 
 Status DBImpl::LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
-                                   const std::map<uint32_t, uint32_t>& header_checksums) {
+                                   const std::map<uint32_t, uint32_t>& header_checksums,
+                                   std::vector<Replay>* replay) {
+  replay->clear();
   const std::string path = IndexCheckpointPath();
   auto bad = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
   VARVE_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, env_->NewRandomAccessFile(path));
@@ -218,23 +220,47 @@ Status DBImpl::LoadIndexCheckpoint(const std::vector<std::shared_ptr<Segment>>& 
       meta.size() != kFixedMeta + uint64_t{n_segs} * kSegmentBytes + uint64_t{parts} * kPartBytes) {
     return bad("meta length does not match its counts");
   }
-  if (n_segs != segs.size()) return bad("stale (the segment set changed)");
+  // Writes since the checkpoint only append: to the segment that was its tail (the newest one
+  // not written by compaction) and to new segments. Those records all have higher sequence
+  // numbers than any the checkpoint holds, so the open loads it and replays them on top. Anything
+  // else (a compaction or repair removed or rewrote a segment; tables attached, whose shadows
+  // only a load from hints rebuilds) makes it stale.
+  const bool replayable = tables->layers.empty();
+  if (n_segs > segs.size() || (!replayable && n_segs != segs.size())) {
+    return bad("stale (the segment set changed)");
+  }
+  uint32_t checkpoint_tail = UINT32_MAX;  // index in segs
+  for (uint32_t i = 0; i < n_segs; ++i) {
+    if ((DecodeFixed32(m + kFixedMeta + i * kSegmentBytes + 4) & kFileFlagCompactionOutput) == 0) {
+      checkpoint_tail = i;
+    }
+  }
   // segs is in id order, as the checkpoint lists them.
   for (uint32_t i = 0; i < n_segs; ++i) {
     const char* e = m + kFixedMeta + i * kSegmentBytes;
-    const Segment& seg = *segs[i];
+    Segment& seg = *segs[i];
     uint32_t flags = seg.compaction_output ? kFileFlagCompactionOutput : 0;
     auto hc = header_checksums.find(seg.id);
+    const uint64_t size = DecodeFixed64(e + 8);
+    const bool grown = replayable && i == checkpoint_tail && size < seg.size_bytes.load();
     if (DecodeFixed32(e) != seg.id || DecodeFixed32(e + 4) != flags ||
-        DecodeFixed64(e + 8) != seg.size_bytes.load() || hc == header_checksums.end() ||
+        (size != seg.size_bytes.load() && !grown) || hc == header_checksums.end() ||
         DecodeFixed32(e + 16) != hc->second) {
       return bad("stale (" + SegmentFileName(seg.id) + " differs)");
     }
+    if (grown) replay->push_back(Replay{segs[i], size});
     // A close writes the checkpoint only once every segment has its hint: a missing one means
     // the directory was changed since.
     if (!env_->FileExists(dir_ + "/" + HintFileName(seg.id))) {
       return bad("stale (" + HintFileName(seg.id) + " is missing)");
     }
+  }
+  for (size_t i = n_segs; i < segs.size(); ++i) {
+    // A compaction output would mean a compaction ran, which removes INDEX before it starts.
+    if (segs[i]->compaction_output || (n_segs != 0 && segs[i]->id <= segs[n_segs - 1]->id)) {
+      return bad("stale (" + SegmentFileName(segs[i]->id) + " is not a newer segment)");
+    }
+    replay->push_back(Replay{segs[i], 0});
   }
   const char* part_table = m + kFixedMeta + uint64_t{n_segs} * kSegmentBytes;
   uint64_t expected_offset = kFileHeaderBytes;

@@ -125,18 +125,23 @@ Status DBImpl::Recover() {
   const std::string checkpoint = IndexCheckpointPath();
   const bool have_checkpoint = env_->FileExists(checkpoint);
   if (have_checkpoint && options_.index_checkpoint && index_->CheckpointLayout() != 0) {
+    std::vector<Replay> replay;
     Status s = obsolete_pending ? Status::Corruption(checkpoint + ": stale (OBSOLETE present)")
-                                : LoadIndexCheckpoint(segs, header_checksums);
+                                : LoadIndexCheckpoint(segs, header_checksums, &replay);
+    if (s.ok() && !replay.empty()) s = ReplayAfterCheckpoint(segs, replay, tail);
     if (s.ok()) {
       index_from_checkpoint_ = true;
+      index_replayed_segments_ = replay.size();
+      checkpoint_is_base_ = tables_->empty();  // (shadows: see LoadIndexCheckpoint)
     } else {
       LogWarning(s.ToString() + "; ignoring it");
       index_ = Index::Create(options_.index);
     }
   }
-  // Used or not, it goes before the first write (DropIndexCheckpoint); an open that only reads
-  // leaves it valid (removing it here would cost a directory sync, which on ext4 can wait for
-  // the writeback of every dirty page a previous run left).
+  // Loaded, it stays valid while the store only appends (a compaction removes it first); not
+  // loaded, it goes before the first write (DropIndexCheckpoint). An open that only reads leaves
+  // it (removing it here would cost a directory sync, which on ext4 can wait for the writeback
+  // of every dirty page a previous run left).
   checkpoint_on_disk_.store(have_checkpoint);
   if (!index_from_checkpoint_) VARVE_RETURN_IF_ERROR(LoadIndexFromSegments(segs, tail));
   hint_prefixes_.clear();
@@ -179,7 +184,7 @@ Status DBImpl::Recover() {
     }
     active_file_ = std::move(f);
     active_ = tail;
-    open_matches_checkpoint_ = index_from_checkpoint_;
+    open_matches_checkpoint_ = index_from_checkpoint_ && index_replayed_segments_ == 0;
     active_for_bg_ = tail;
   } else {
     if (tail != nullptr) tail->sealed = true;
@@ -209,6 +214,31 @@ Status DBImpl::Recover() {
   if (options_.durability == Durability::kInterval || options_.durability == Durability::kBatch) {
     sync_thread_ = std::thread([this] { SyncLoop(); });
   }
+  return Status::Ok();
+}
+
+Status DBImpl::ReplayAfterCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
+                                     const std::vector<Replay>& replay,
+                                     const std::shared_ptr<Segment>& tail) {
+  // The checkpoint's entries carry no sequence number (PutIfNewer sees 0): every replayed record
+  // is newer. A few segments at most: one thread.
+  for (const auto& seg : segs) loading_[seg->id] = seg.get();
+  for (const Replay& r : replay) {
+    const std::shared_ptr<Segment>& seg = r.segment;
+    if (r.from == 0) {
+      bool truncated = false;
+      VARVE_RETURN_IF_ERROR(LoadSegment(seg, seg == tail, &truncated));
+      continue;
+    }
+    VARVE_RETURN_IF_ERROR(ScanSegmentIntoIndex(seg, seg == tail, r.from, seg->max_seq.load()));
+    // Its hint, if any, describes the records the checkpoint held, or all of them if the segment
+    // was sealed before the crash.
+    const std::string hint_path = dir_ + "/" + HintFileName(seg->id);
+    seg->has_hint = !seg->damaged.load() && env_->FileExists(hint_path) &&
+                    HintSegmentBytes(env_, hint_path) == seg->size_bytes.load();
+  }
+  index_->FinishRecovery();
+  loading_.clear();
   return Status::Ok();
 }
 

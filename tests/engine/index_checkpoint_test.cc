@@ -1,5 +1,6 @@
 // The index checkpoint (INDEX): an open through it serves exactly what an open through the hint
-// files serves; a damaged or stale checkpoint is ignored; it never outlives the first write.
+// files serves; a damaged or stale checkpoint is ignored; writes after it (appends) are replayed
+// on top of it after a crash; compactions and tables remove it.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "testutil/options.h"
 #include "testutil/store_files.h"
@@ -118,6 +120,26 @@ std::map<std::string, std::pair<std::string, uint64_t>> Dump(DB* db) {
   }
   EXPECT_TRUE(it->status().ok());
   return out;
+}
+
+// A segment file the writer no longer appends to: a compaction output, or an older writer segment
+// (the writer's segment is the newest one that compaction did not write).
+std::string SealedSegment(const std::string& dir) {
+  std::vector<std::string> files = testing::SegmentFiles(dir);
+  auto compaction_output = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    char header[16] = {};
+    in.read(header, sizeof(header));
+    return (static_cast<uint8_t>(header[12]) & 1) != 0;
+  };
+  std::string writer;
+  for (const std::string& f : files) {
+    if (!compaction_output(f)) writer = f;
+  }
+  for (const std::string& f : files) {
+    if (f != writer) return f;
+  }
+  return "";
 }
 
 void CopyDir(const std::string& from, const std::string& to) {
@@ -259,17 +281,6 @@ TEST_F(IndexCheckpointTest, DamagedCheckpointIsIgnored) {
 TEST_F(IndexCheckpointTest, StaleCheckpointIsIgnored) {
   Model model;
   Build(&model);
-  std::string old_index = tmp_.Sub("INDEX.old");
-  fs::copy_file(index_file(), old_index);
-
-  // More writes (the tail segment grows): the old checkpoint no longer matches.
-  {
-    auto db = OpenOrDie(Opts(), dir());
-    RandomWrites(db.get(), &model, 3000, 500, 4);
-  }
-  fs::copy_file(old_index, index_file(), fs::copy_options::overwrite_existing);
-  ExpectOpen(false, model);
-
   // Segments added and removed by compaction.
   std::string before_compaction = tmp_.Sub("INDEX.before");
   {
@@ -288,8 +299,9 @@ TEST_F(IndexCheckpointTest, StaleCheckpointIsIgnored) {
   // A segment resized behind the store's back (zeros appended to a sealed one).
   { auto db = OpenOrDie(Opts(), dir()); }
   ASSERT_TRUE(fs::exists(index_file()));
-  std::string first = testing::SegmentFiles(dir()).front();
-  fs::resize_file(first, fs::file_size(first) + 4096);
+  std::string sealed = SealedSegment(dir());
+  ASSERT_FALSE(sealed.empty());
+  fs::resize_file(sealed, fs::file_size(sealed) + 4096);
   ExpectOpen(false, model);  // (the open cuts the zeros again)
 
   // An unfinished deletion (OBSOLETE) means the last run did not close cleanly.
@@ -419,7 +431,41 @@ TEST_F(IndexCheckpointTest, CloseAfterReadsOnlyRewritesNothing) {
   EXPECT_EQ(*db->Get("zz"), "v");
 }
 
-TEST_F(IndexCheckpointTest, FirstChangeRemovesIt) {
+TEST_F(IndexCheckpointTest, AnOlderCheckpointReplaysTheWritesAfterIt) {
+  Model model;
+  Build(&model);
+  std::string old_index = tmp_.Sub("INDEX.old");
+  fs::copy_file(index_file(), old_index);
+  // More writes: the tail grows and new segments follow it (1 MiB segments).
+  {
+    auto db = OpenOrDie(Opts(), dir());
+    RandomWrites(db.get(), &model, 3000, 6000, 4);
+  }
+  fs::copy_file(old_index, index_file(), fs::copy_options::overwrite_existing);
+  auto db = OpenOrDie(Opts(), dir());
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->GetStats().index_from_checkpoint, 1u);
+  EXPECT_GE(db->GetStats().index_replayed_segments, 2u);
+  ExpectModel(db.get(), model, 3000);
+  // It serves what an open from the hint files serves.
+  ASSERT_TRUE(db->Close().ok());
+  std::string copy = tmp_.Sub("copy");
+  CopyDir(dir(), copy);
+  fs::copy_file(old_index, index_file(), fs::copy_options::overwrite_existing);
+  fs::remove(copy + "/INDEX");
+  auto a = OpenOrDie(Opts(), dir());
+  auto h = OpenOrDie(Opts(false), copy);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(a->GetStats().index_from_checkpoint, 1u);
+  EXPECT_EQ(Dump(a.get()), Dump(h.get()));
+  Stats sa = a->GetStats(), sh = h->GetStats();
+  EXPECT_EQ(sa.keys, sh.keys);
+  EXPECT_EQ(sa.live_bytes, sh.live_bytes);
+  EXPECT_EQ(sa.last_sequence, sh.last_sequence);
+}
+
+TEST_F(IndexCheckpointTest, WritesKeepItCompactionsAndTablesRemoveIt) {
   Model model;
   Build(&model);
   using Change = std::function<Status(DB*)>;
@@ -430,19 +476,19 @@ TEST_F(IndexCheckpointTest, FirstChangeRemovesIt) {
     ASSERT_TRUE((*b)->Add("zz-table-key", "v").ok());
     ASSERT_TRUE((*b)->Finish().ok());
   }
-  const std::vector<std::pair<std::string, Change>> changes = {
-      {"put", [](DB* db) { return db->Put("zz", "v"); }},
-      {"delete", [](DB* db) { return db->Delete("zz"); }},
-      {"batch",
+  const std::vector<std::tuple<std::string, bool, Change>> changes = {
+      {"put", true, [](DB* db) { return db->Put("zz", "v"); }},
+      {"delete", true, [](DB* db) { return db->Delete("zz"); }},
+      {"batch", true,
        [](DB* db) {
          WriteBatch b;
          b.Put("zz", "w");
          return db->Write(b);
        }},
-      {"compact", [](DB* db) { return db->Compact(); }},
-      {"attach", [&](DB* db) { return db->AttachTable(table, nullptr); }},
+      {"compact", false, [](DB* db) { return db->Compact(); }},
+      {"attach", false, [&](DB* db) { return db->AttachTable(table, nullptr); }},
   };
-  for (const auto& [what, change] : changes) {
+  for (const auto& [what, kept, change] : changes) {
     SCOPED_TRACE(what);
     ASSERT_TRUE(fs::exists(index_file()));
     auto db = OpenOrDie(Opts(), dir());
@@ -450,30 +496,51 @@ TEST_F(IndexCheckpointTest, FirstChangeRemovesIt) {
     ASSERT_TRUE(db->Get(Key(1)).ok() || db->Get(Key(1)).status().IsNotFound());
     EXPECT_TRUE(fs::exists(index_file()));  // reads leave it
     ASSERT_TRUE(change(db.get()).ok());
-    EXPECT_FALSE(fs::exists(index_file()));
+    EXPECT_EQ(fs::exists(index_file()), kept);
     ASSERT_TRUE(db->Close().ok());  // writes a new one
   }
 }
 
-TEST_F(IndexCheckpointTest, KilledAfterReopenNeverUsesIt) {
+// A crash after writes: the next open loads INDEX and replays what was appended since; after a
+// compaction it cannot (INDEX is gone) and loads from the hints.
+TEST_F(IndexCheckpointTest, KilledAfterWritesReplaysOntoIt) {
   Model model;
   Build(&model);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    Result<std::unique_ptr<DB>> db = DB::Open(Opts(), dir());
-    if (!db.ok() || (*db)->GetStats().index_from_checkpoint != 1) _exit(2);
-    for (int i = 0; i < 2000; ++i) {
-      if (!(*db)->Put(Key(i), "after-" + std::to_string(i)).ok()) _exit(3);
+  for (bool compact : {false, true}) {
+    SCOPED_TRACE(compact ? "compaction before the kill" : "writes only");
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      Result<std::unique_ptr<DB>> db = DB::Open(Opts(), dir());
+      if (!db.ok() || (*db)->GetStats().index_from_checkpoint != 1) _exit(2);
+      for (int i = 0; i < 2000; ++i) {
+        if (!(*db)->Put(Key(i), "after-" + std::to_string(i)).ok()) _exit(3);
+        if (i % 7 == 0 && !(*db)->Delete(Key(2000 + i)).ok()) _exit(3);
+      }
+      if (compact && !(*db)->Compact().ok()) _exit(5);
+      if (!(*db)->Put(Key(2999), "last").ok()) _exit(3);
+      kill(getpid(), SIGKILL);
+      _exit(4);
     }
-    kill(getpid(), SIGKILL);
-    _exit(4);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exit " << WEXITSTATUS(status);
+    for (int i = 0; i < 2000; ++i) {
+      model[Key(i)] = Item{"after-" + std::to_string(i), 0, 0};
+      if (i % 7 == 0) model.erase(Key(2000 + i));
+    }
+    model[Key(2999)] = Item{"last", 0, 0};
+    EXPECT_EQ(fs::exists(index_file()), !compact);
+    {
+      auto db = OpenOrDie(Opts(), dir());
+      ASSERT_NE(db, nullptr);
+      EXPECT_EQ(db->GetStats().index_from_checkpoint, compact ? 0u : 1u);
+      if (!compact) EXPECT_GE(db->GetStats().index_replayed_segments, 1u);
+      ExpectModel(db.get(), model, 3000);
+      ASSERT_TRUE(db->Close().ok());
+    }
+    ExpectOpen(true, model);  // the close wrote a checkpoint of it all
   }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "child exit " << WEXITSTATUS(status);
-  for (int i = 0; i < 2000; ++i) model[Key(i)] = Item{"after-" + std::to_string(i), 0, 0};
-  ExpectOpen(false, model);
 }
 
 }  // namespace

@@ -221,6 +221,7 @@ struct Config {
   uint32_t max_delay_ms = 300;
   uint32_t keys = 2000;
   uint32_t compact_interval_ms = 40;
+  bool background_compaction = true;
   uint32_t short_ttl_percent = 4;
   uint32_t max_store_mib = 1024;
   std::string inject;  // a deliberately broken writer, to see the checks catch it
@@ -236,7 +237,7 @@ varve::Options StoreOptions(const Config& cfg) {
   o.index = cfg.index == "ordered" ? varve::IndexKind::kOrdered : varve::IndexKind::kHash;
   o.segment_size_bytes = 1 << 20;  // the minimum: segments seal often
   o.compaction_check_interval_ms = 20;
-  o.background_compaction = true;
+  o.background_compaction = cfg.background_compaction;
   o.sync_interval_ms = 50;
   o.sync_batch_writes = 64;
   return o;
@@ -539,6 +540,7 @@ struct Totals {
   uint64_t singles_not_applied = 0;
   uint64_t compactions_in_flight = 0;
   uint64_t kills_during_open = 0;
+  uint64_t replayed_opens = 0;  // checks whose open loaded INDEX and replayed the writes after it
   uint64_t live_keys_last = 0;
 };
 
@@ -574,12 +576,13 @@ class Torture {
                 " compactions); in flight at the kill: %" PRIu64 " single ops (%" PRIu64
                 " applied, %" PRIu64 " not), %" PRIu64 " batches (%" PRIu64 " applied, %" PRIu64
                 " not, %" PRIu64 " undetermined), %" PRIu64 " compactions; %" PRIu64
-                " kills during open; %" PRIu64 " live keys at the end\n",
+                " kills during open; %" PRIu64 " checks opened through INDEX + replay; %" PRIu64
+                " live keys at the end\n",
                 secs, totals_.acked_ops, totals_.acked_batches, totals_.acked_compactions,
                 totals_.in_flight_singles, totals_.singles_applied, totals_.singles_not_applied,
                 totals_.in_flight_batches, totals_.batches_applied, totals_.batches_not_applied,
                 totals_.batches_undetermined, totals_.compactions_in_flight,
-                totals_.kills_during_open, totals_.live_keys_last);
+                totals_.kills_during_open, totals_.replayed_opens, totals_.live_keys_last);
     if (failed > 0) {
       std::printf("replay with: --seed %" PRIu64
                   " --durability %s --threads %d --keys %u --index %s\n",
@@ -827,6 +830,10 @@ class Torture {
       return;
     }
     std::unique_ptr<varve::DB> db = std::move(db_or).value();
+    const varve::Stats opened = db->GetStats();
+    if (opened.index_from_checkpoint != 0 && opened.index_replayed_segments != 0) {
+      ++totals_.replayed_opens;
+    }
 
     // The state each in-flight group would leave its keys in: its last op on each key.
     std::vector<std::vector<Candidate>> cands(cfg_.keys);
@@ -1068,6 +1075,9 @@ int main(int argc, char** argv) {
   app.add_option("--keys", cfg.keys, "Size of the key space")->check(CLI::Range(1u, 1u << 24));
   app.add_option("--compact-interval-ms", cfg.compact_interval_ms,
                  "Writer thread 0 calls Compact() about this often (random 0..2x; 0: never)");
+  app.add_flag("!--no-background-compaction", cfg.background_compaction,
+               "No compaction by the store itself (with --compact-interval-ms 0: none at all, so "
+               "every open after the first clean close goes through INDEX and replays)");
   app.add_option("--short-ttl-percent", cfg.short_ttl_percent,
                  "Share of puts (in %) with a short TTL (1..500 ms), which expires during the run")
       ->check(CLI::Range(0u, 50u));
