@@ -263,6 +263,7 @@ class DBImpl final : public DB {
                                const std::shared_ptr<Segment>& tail);
   bool index_from_checkpoint_ = false;
   uint64_t index_replayed_segments_ = 0;  // segments (or their ends) replayed over INDEX
+  bool replaying_in_order_ = false;       // ReplayAfterCheckpoint is loading
   // The open loaded INDEX, replayed nothing and appends to the tail it describes: until the
   // first write or until INDEX is dropped, the directory is exactly what INDEX describes and a
   // close rewrites neither the tail's hint nor INDEX.

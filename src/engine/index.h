@@ -61,14 +61,22 @@ class Index {
   };
   // PutIfNewer for each of n entries (recovery, before FinishRecovery), in order for entries of
   // one key; out[i] tells what entries[i] did. The hash index locks each shard once per batch
-  // instead of once per entry.
+  // instead of once per entry. in_order: every entry is newer than all the index holds and
+  // than the entries before it (a replay in sequence order), so Put does, and no sequence
+  // numbers are kept.
   struct PutResult {
     bool changed = false;   // PutIfNewer's result
     bool replaced = false;  // old holds the replaced entry
     IndexEntry old;
   };
-  virtual void PutIfNewerBatch(const RecoveredEntry* entries, size_t n, PutResult* out) {
+  virtual void PutIfNewerBatch(const RecoveredEntry* entries, size_t n, bool in_order,
+                               PutResult* out) {
     for (size_t i = 0; i < n; ++i) {
+      if (in_order) {
+        out[i].changed = true;
+        out[i].replaced = Put(entries[i].key, entries[i].entry, &out[i].old);
+        continue;
+      }
       out[i].changed = PutIfNewer(entries[i].key, entries[i].entry, entries[i].seq, &out[i].old,
                                   &out[i].replaced);
     }

@@ -128,7 +128,9 @@ Status DBImpl::Recover() {
     std::vector<Replay> replay;
     Status s = obsolete_pending ? Status::Corruption(checkpoint + ": stale (OBSOLETE present)")
                                 : LoadIndexCheckpoint(segs, header_checksums, &replay);
-    if (s.ok() && !replay.empty()) s = ReplayAfterCheckpoint(segs, replay, tail);
+    // A replay fails only on a read or write error (damage is handled as in any load), which an
+    // open from hints would meet too; and the segments' counters are the checkpoint's by now.
+    if (s.ok() && !replay.empty()) VARVE_RETURN_IF_ERROR(ReplayAfterCheckpoint(segs, replay, tail));
     if (s.ok()) {
       index_from_checkpoint_ = true;
       index_replayed_segments_ = replay.size();
@@ -220,9 +222,16 @@ Status DBImpl::Recover() {
 Status DBImpl::ReplayAfterCheckpoint(const std::vector<std::shared_ptr<Segment>>& segs,
                                      const std::vector<Replay>& replay,
                                      const std::shared_ptr<Segment>& tail) {
-  // The checkpoint's entries carry no sequence number (PutIfNewer sees 0): every replayed record
-  // is newer. A few segments at most: one thread.
+  // Every replayed record is newer than the checkpoint's entries, and they come in sequence
+  // order (writer segments in id order, each in file order; compaction outputs never: a
+  // compaction removes INDEX first), so the last one of a key wins and the index keeps no
+  // sequence numbers. A few segments at most: one thread.
   for (const auto& seg : segs) loading_[seg->id] = seg.get();
+  replaying_in_order_ = true;
+  struct InOrderEnd {
+    bool* flag;
+    ~InOrderEnd() { *flag = false; }
+  } in_order_end{&replaying_in_order_};
   for (const Replay& r : replay) {
     const std::shared_ptr<Segment>& seg = r.segment;
     if (r.from == 0) {
@@ -328,7 +337,7 @@ void DBImpl::FlushBulk(Segment* seg, std::vector<Index::RecoveredEntry>* bulk) {
   }
   thread_local std::vector<Index::PutResult> results;
   results.resize(bulk->size());
-  index_->PutIfNewerBatch(bulk->data(), bulk->size(), results.data());
+  index_->PutIfNewerBatch(bulk->data(), bulk->size(), replaying_in_order_, results.data());
   for (size_t i = 0; i < bulk->size(); ++i) {
     const Index::PutResult& r = results[i];
     if (!r.changed) continue;
