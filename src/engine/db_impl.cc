@@ -692,7 +692,8 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   if (options_.mmap_writes && !compaction_output) {
     VARVE_RETURN_IF_ERROR((*file)->Close());
     VARVE_ASSIGN_OR_RETURN(
-        *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false));
+        *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false,
+                                         WriteZerosAhead()));
   }
   if (!compaction_output) {
     Result<std::unique_ptr<HintWriter>> hint = HintWriter::Create(env_, dir_, id);
