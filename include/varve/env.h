@@ -14,7 +14,8 @@
 
 namespace varve {
 
-// A file opened for appending. Not thread-safe: one writer at a time.
+// A file opened for appending. One writer at a time; a store's segment files (the plain and
+// mapped ones) also take Syncs while it appends, several at once (group commits overlap them).
 class WritableFile {
  public:
   virtual ~WritableFile() = default;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -283,7 +284,7 @@ class PosixMappedWritableFile final : public WritableFile {
   }
 
   Status Sync() override {
-    std::lock_guard lock(mu_);
+    std::shared_lock lock(mu_);  // syncs may overlap (group commit)
     if (fd_ < 0) return Status::Ok();  // closed: nothing left to sync through this handle
     if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
     return Status::Ok();
@@ -370,7 +371,7 @@ class PosixMappedWritableFile final : public WritableFile {
   }
 
   std::string path_;
-  std::mutex mu_;  // Sync (the sync thread) against Close
+  std::shared_mutex mu_;  // Syncs (the sync thread, group commits) against Close
   int fd_;
   uint64_t size_;      // data bytes
   uint64_t reserved_;  // file size: data plus the zeros reserved after it
