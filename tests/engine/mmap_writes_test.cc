@@ -172,7 +172,9 @@ TEST_F(MmapWritesTest, SyncModeReservesWrittenZeros) {
     std::optional<bool> unwritten = HasUnwrittenExtent(seg);
     if (!unwritten.has_value()) GTEST_SKIP() << "no FIEMAP on this file system";
     // Without sync, fallocate (unwritten blocks) where the file system has it.
-    if (d == Durability::kSync) EXPECT_FALSE(*unwritten) << seg;
+    if (d == Durability::kSync) {
+      EXPECT_FALSE(*unwritten) << seg;
+    }
     for (const Damage& dmg : Check(dir.path()))
       ADD_FAILURE() << dmg.file << " " << dmg.offset << " " << dmg.what;
   }
