@@ -548,7 +548,8 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group, GroupCommit*
   std::map<std::string, uint64_t, std::less<>> overlay;  // versions set earlier in this group
   bool any_conditional = std::any_of(group.begin(), group.end(),
                                      [](const PendingWrite* w) { return w->check_count != 0; });
-  bool roll = std::any_of(group.begin(), group.end(), [](const PendingWrite* w) { return w->roll; });
+  bool roll =
+      std::any_of(group.begin(), group.end(), [](const PendingWrite* w) { return w->roll; });
   // Only plain kSync groups leave their sync for after the hand-off. Conditions read the index,
   // and a roll seals the file: both wait until every earlier group has applied.
   bool pipeline = options_.durability == Durability::kSync && !any_conditional && !roll;
@@ -579,8 +580,8 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group, GroupCommit*
       uint64_t seq = next_seq++;
       ++records;
       size_t before = b.scratch.size();
-      AppendRecord(&b.scratch, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key,
-                   op.value, op.type == kTypePut ? op.user_flags : 0);
+      AppendRecord(&b.scratch, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key, op.value,
+                   op.type == kTypePut ? op.user_flags : 0);
       b.applied.push_back(Applied{op.type, op.key, seq, static_cast<uint32_t>(before),
                                   static_cast<uint32_t>(b.scratch.size() - before),
                                   static_cast<uint8_t>(b.scratch[before + 4]),  // as encoded
@@ -777,7 +778,7 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
     VARVE_RETURN_IF_ERROR((*file)->Close());
     VARVE_ASSIGN_OR_RETURN(
         *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false,
-                                         WriteZerosAhead()));
+                                           WriteZerosAhead()));
   }
   if (!compaction_output) {
     Result<std::unique_ptr<HintWriter>> hint = HintWriter::Create(env_, dir_, id);

@@ -353,7 +353,7 @@ class DBImpl final : public DB {
   size_t syncs_in_flight_ = 0;  // groups appended, not yet applied (write_mu_)
   uint64_t next_ticket_ = 0;    // write_mu_
   std::vector<std::unique_ptr<GroupBuffers>> free_buffers_;  // write_mu_
-  std::mutex turn_mu_;  // a leaf
+  std::mutex turn_mu_;                                       // a leaf
   std::condition_variable turn_cv_;
   std::atomic<uint64_t> turn_done_{0};  // the last ticket whose group applied (or failed)
   std::atomic<int> turn_waiters_{0};

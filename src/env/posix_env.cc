@@ -284,7 +284,7 @@ class PosixMappedWritableFile final : public WritableFile {
   }
 
   Status Sync() override {
-    std::shared_lock lock(mu_);  // syncs may overlap (group commit)
+    std::shared_lock lock(mu_);        // syncs may overlap (group commit)
     if (fd_ < 0) return Status::Ok();  // closed: nothing left to sync through this handle
     if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
     return Status::Ok();
