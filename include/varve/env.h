@@ -14,7 +14,8 @@
 
 namespace varve {
 
-// A file opened for appending. Not thread-safe: one writer at a time.
+// A file opened for appending. One writer at a time; a store's segment files (the plain and
+// mapped ones) also take Syncs while it appends, several at once (group commits overlap them).
 class WritableFile {
  public:
   virtual ~WritableFile() = default;
@@ -91,11 +92,16 @@ class Env {
   // was appended; Sync makes it durable as usual). Space is reserved ahead of the end in steps,
   // so until Close truncates the file (and after a crash) it may end in zero bytes past Size().
   // Appends past map_bytes are written with write(2). truncate: create or empty the file; else
-  // append at its current end. The default implementation opens a plain writable file.
+  // append at its current end. write_zeros: reserve by writing zeros instead of allocating
+  // unwritten blocks, for files synced often (on ext4 every fdatasync after appends into
+  // unwritten blocks commits the journal to convert them). The default implementation opens a
+  // plain writable file.
   virtual Result<std::unique_ptr<WritableFile>> NewMappedWritableFile(const std::string& path,
                                                                       uint64_t map_bytes,
-                                                                      bool truncate) {
+                                                                      bool truncate,
+                                                                      bool write_zeros = false) {
     (void)map_bytes;
+    (void)write_zeros;
     return truncate ? NewWritableFile(path) : NewAppendableFile(path);
   }
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(

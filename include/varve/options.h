@@ -75,8 +75,9 @@ struct Options {
   // write(2) per write group (appends of 4 KiB or more still use write(2), which takes no page
   // faults): a write is a copy into the page cache, and a process crash loses no acknowledged
   // write either way (durability still comes from fdatasync). The segment is grown in 1 MiB
-  // reservations (fallocate), so a full disk is reported before any copy. The SIGBUS handler of
-  // mmap_reads guards these copies too. Default: true.
+  // reservations (fallocate; written zeros in kSync mode, see docs/design.md), so a full disk is
+  // reported before any copy. The SIGBUS handler of mmap_reads guards these copies too.
+  // Default: true.
   bool mmap_writes = true;
   // File system; nullptr = Env::Default(). Not owned; must outlive the DB.
   Env* env = nullptr;

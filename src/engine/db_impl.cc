@@ -407,16 +407,25 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     lock.lock();
   }
 
-  // The writers woken by the last commit are on their way back; without waiting for them,
-  // groups alternate between those writers and the ones that queued during the sync, and each
-  // fdatasync serves about half of the writers.
-  if (options_.durability == Durability::kSync && writers_.size() < expected_writers_) {
-    uint64_t wait_us = std::clamp<uint64_t>(sync_us_.load(std::memory_order_relaxed) / 4,
-                                            kGroupWaitMinUs, kGroupWaitMaxUs);
-    leader_waiting_ = true;
-    group_cv_.wait_for(lock, std::chrono::microseconds(wait_us),
-                       [this] { return writers_.size() >= expected_writers_; });
-    leader_waiting_ = false;
+  if (options_.durability == Durability::kSync) {
+    // A sync slot first: the groups in flight hold their writers until their fdatasync ends.
+    if (syncs_in_flight_ >= kMaxSyncsInFlight) {
+      leader_waiting_ = true;
+      group_cv_.wait(lock, [this] { return syncs_in_flight_ < kMaxSyncsInFlight; });
+      leader_waiting_ = false;
+    }
+    // The writers woken by the last commit are on their way back; without waiting for them,
+    // groups alternate between those writers and the ones that queued during the sync, and
+    // each fdatasync serves about half of the writers. (With syncs in flight, the next
+    // group's writers are those that queue meanwhile.)
+    if (syncs_in_flight_ == 0 && writers_.size() < expected_writers_) {
+      uint64_t wait_us = std::clamp<uint64_t>(sync_us_.load(std::memory_order_relaxed) / 4,
+                                              kGroupWaitMinUs, kGroupWaitMaxUs);
+      leader_waiting_ = true;
+      group_cv_.wait_for(lock, std::chrono::microseconds(wait_us),
+                         [this] { return writers_.size() >= expected_writers_; });
+      leader_waiting_ = false;
+    }
   }
   // Leader: take every queued writer up to a size bound, then commit them with one append.
   std::vector<PendingWrite*> group;
@@ -429,20 +438,57 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
     group.push_back(p);
     if (p->roll) break;  // sealing happens at a group boundary
   }
+  GroupCommit c;
+  c.ticket = ++next_ticket_;
+  if (free_buffers_.empty()) free_buffers_.push_back(std::make_unique<GroupBuffers>());
+  std::unique_ptr<GroupBuffers> buf = std::move(free_buffers_.back());
+  free_buffers_.pop_back();
+  c.buf = buf.get();
   lock.unlock();
-  Status s = CommitGroup(group);
+  Status s = CommitGroup(group, &c);
+  if (!c.sync_pending) EndTurn(&c);
   lock.lock();
-  if (!s.ok() && write_error_.ok()) write_error_ = s;
   writers_.erase(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(group.size()));
   expected_writers_ = group.size() + writers_.size();
+  if (c.sync_pending) {
+    ++syncs_in_flight_;
+  } else {
+    free_buffers_.push_back(std::move(buf));
+  }
+  if (!s.ok() && write_error_.ok()) write_error_ = s;
   PendingWrite* next = writers_.empty() ? nullptr : writers_.front();
   lock.unlock();
-  // The next leader first, so that its group commits while this one's writers wake up. Each
-  // is notified under its own mutex: once it sees done it may return and free its PendingWrite.
+  // The next leader first, so that its group commits while this one's writers wake up (or,
+  // with the sync pending, while this one syncs). Each is notified under its own mutex: once it
+  // sees done it may return and free its PendingWrite.
   if (next != nullptr) {
     std::lock_guard g(next->mu);
     next->lead = true;
     next->cv.notify_one();
+  }
+  if (c.sync_pending) {
+    s = SyncFile(c.file.get());
+    WaitTurn(&c);
+    {
+      // An earlier group's failed fdatasync may have taken the error this one would have seen
+      // (the kernel reports a writeback error once per file description): fail with it. A
+      // failure is recorded before the turn passes, for the groups after this one.
+      std::lock_guard l(write_mu_);
+      if (!s.ok() && write_error_.ok()) write_error_ = s;
+      if (s.ok() && !write_error_.ok()) {
+        s = Status::IOError("writes stopped after an earlier error: " + write_error_.ToString());
+      }
+    }
+    if (s.ok()) ApplyToIndex(c.buf->applied, c.segment.get());
+    EndTurn(&c);
+    c.file.reset();
+    c.segment.reset();
+    c.buf->applied.clear();
+    lock.lock();
+    --syncs_in_flight_;
+    free_buffers_.push_back(std::move(buf));
+    if (leader_waiting_) group_cv_.notify_one();
+    lock.unlock();
   }
   for (PendingWrite* p : group) {
     if (p == w) continue;
@@ -453,6 +499,28 @@ Status DBImpl::WriteImpl(PendingWrite* w) {
   }
   if (!s.ok()) w->status = s;
   return w->status;
+}
+
+void DBImpl::WaitTurn(GroupCommit* c) {
+  if (c->have_turn) return;
+  // Outside kSync every earlier group has applied before the next leader starts: no lock.
+  if (turn_done_.load() + 1 != c->ticket) {
+    std::unique_lock lock(turn_mu_);
+    turn_waiters_.fetch_add(1);
+    turn_cv_.wait(lock, [&] { return turn_done_.load() + 1 == c->ticket; });
+    turn_waiters_.fetch_sub(1);
+  }
+  c->have_turn = true;
+}
+
+void DBImpl::EndTurn(GroupCommit* c) {
+  WaitTurn(c);  // a group that failed early still ends its turn in order
+  turn_done_.store(c->ticket);
+  // Sequentially consistent with WaitTurn: a waiter either sees the new turn or is counted.
+  if (turn_waiters_.load() > 0) {
+    { std::lock_guard lock(turn_mu_); }
+    turn_cv_.notify_all();
+  }
 }
 
 Status DBImpl::CheckVersion(const VersionCheck& check,
@@ -476,30 +544,35 @@ Status DBImpl::CheckVersion(const VersionCheck& check,
              : Status::Aborted("version mismatch for key '" + std::string(check.key) + "'");
 }
 
-Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
-  applied_.clear();
-  write_buf_.clear();
+Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group, GroupCommit* c) {
+  GroupBuffers& b = *c->buf;
+  b.applied.clear();
+  b.write_buf.clear();
   std::map<std::string, uint64_t, std::less<>> overlay;  // versions set earlier in this group
   bool any_conditional = std::any_of(group.begin(), group.end(),
                                      [](const PendingWrite* w) { return w->check_count != 0; });
+  bool roll =
+      std::any_of(group.begin(), group.end(), [](const PendingWrite* w) { return w->roll; });
+  // Only plain kSync groups leave their sync for after the hand-off. Conditions read the index,
+  // and a roll seals the file: both wait until every earlier group has applied.
+  bool pipeline = options_.durability == Durability::kSync && !any_conditional && !roll;
+  if (!pipeline) WaitTurn(c);
   uint64_t next_seq = last_seq_.load(std::memory_order_relaxed) + 1;
   bool want_sync = options_.durability == Durability::kSync;
-  bool roll = false;
   uint64_t user_bytes = 0, records = 0;
   for (PendingWrite* w : group) {
     want_sync |= w->force_sync;
-    roll |= w->roll;
     if (w->count == 0) continue;
     Status check;
-    for (size_t c = 0; c < w->check_count && check.ok(); ++c) {
-      check = CheckVersion(w->checks[c], overlay);
+    for (size_t i = 0; i < w->check_count && check.ok(); ++i) {
+      check = CheckVersion(w->checks[i], overlay);
     }
     if (!check.ok()) {
       w->status = check;
       continue;
     }
-    scratch_.clear();
-    size_t first_applied = applied_.size();
+    b.scratch.clear();
+    size_t first_applied = b.applied.size();
     for (size_t i = 0; i < w->count; ++i) {
       const WriteOp& op = w->ops[i];
       uint8_t flags = op.type;
@@ -509,76 +582,85 @@ Status DBImpl::CommitGroup(const std::vector<PendingWrite*>& group) {
       }
       uint64_t seq = next_seq++;
       ++records;
-      size_t before = scratch_.size();
-      AppendRecord(&scratch_, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key, op.value,
+      size_t before = b.scratch.size();
+      AppendRecord(&b.scratch, flags, seq, op.type == kTypePut ? op.expiry_ms : 0, op.key, op.value,
                    op.type == kTypePut ? op.user_flags : 0);
-      applied_.push_back(Applied{op.type, op.key, seq, static_cast<uint32_t>(before),
-                                 static_cast<uint32_t>(scratch_.size() - before),
-                                 static_cast<uint8_t>(scratch_[before + 4]),  // as encoded
-                                 op.type == kTypePut ? op.expiry_ms : 0});
+      b.applied.push_back(Applied{op.type, op.key, seq, static_cast<uint32_t>(before),
+                                  static_cast<uint32_t>(b.scratch.size() - before),
+                                  static_cast<uint8_t>(b.scratch[before + 4]),  // as encoded
+                                  op.type == kTypePut ? op.expiry_ms : 0});
       user_bytes += op.key.size() + op.value.size();
       if (any_conditional) overlay[std::string(op.key)] = op.type == kTypePut ? seq : 0;
     }
-    w->first_seq = applied_[first_applied].seq;
+    w->first_seq = b.applied[first_applied].seq;
     // Roll first if these records would overflow the active segment (a writer's records, and
     // so a batch, never span segments).
     uint64_t seg_size = active_->size_bytes.load(std::memory_order_relaxed);
-    if (seg_size + write_buf_.size() + scratch_.size() > options_.segment_size_bytes &&
-        seg_size + write_buf_.size() > kFileHeaderBytes) {
-      std::vector<Applied> tail(applied_.begin() + static_cast<ptrdiff_t>(first_applied),
-                                applied_.end());
-      applied_.resize(first_applied);
+    if (seg_size + b.write_buf.size() + b.scratch.size() > options_.segment_size_bytes &&
+        seg_size + b.write_buf.size() > kFileHeaderBytes) {
       // The records before the roll reach the index before their segment is sealed, so that
-      // compaction never sees a sealed segment whose live records are not yet indexed.
-      VARVE_RETURN_IF_ERROR(AppendBuffer(&applied_));
+      // compaction never sees a sealed segment whose live records are not yet indexed; the
+      // groups before this one first.
+      WaitTurn(c);
+      pipeline = false;
+      std::vector<Applied> tail(b.applied.begin() + static_cast<ptrdiff_t>(first_applied),
+                                b.applied.end());
+      b.applied.resize(first_applied);
+      VARVE_RETURN_IF_ERROR(AppendBuffer(&b));
       VARVE_RETURN_IF_ERROR(SyncActive());
-      ApplyToIndex(applied_);
+      ApplyToIndex(b.applied, active_.get());
       VARVE_RETURN_IF_ERROR(RollSegment());
-      applied_ = std::move(tail);
+      b.applied = std::move(tail);
     }
-    // Offsets so far are relative to scratch_; make them relative to write_buf_.
-    for (size_t i = applied_.size() - w->count; i < applied_.size(); ++i) {
-      applied_[i].offset += static_cast<uint32_t>(write_buf_.size());
+    // Offsets so far are relative to scratch; make them relative to write_buf.
+    for (size_t i = b.applied.size() - w->count; i < b.applied.size(); ++i) {
+      b.applied[i].offset += static_cast<uint32_t>(b.write_buf.size());
     }
-    write_buf_.append(scratch_);
+    b.write_buf.append(b.scratch);
   }
-  VARVE_RETURN_IF_ERROR(AppendBuffer(&applied_));
+  VARVE_RETURN_IF_ERROR(AppendBuffer(&b));
   if (records > 0) {
     user_bytes_.fetch_add(user_bytes, std::memory_order_relaxed);
+  }
+  groups_.fetch_add(1, std::memory_order_relaxed);
+  if (pipeline) {
+    c->sync_pending = true;
+    c->file = active_file_;
+    c->segment = active_;
+    return Status::Ok();
   }
   if (options_.durability == Durability::kBatch && !want_sync &&
       unsynced_writes_.load(std::memory_order_relaxed) >= options_.sync_batch_writes) {
     want_sync = true;
   }
   if (want_sync) VARVE_RETURN_IF_ERROR(SyncActive());
-  ApplyToIndex(applied_);
-  applied_.clear();
+  ApplyToIndex(b.applied, active_.get());
+  b.applied.clear();
   if (roll && active_->data_bytes() > active_->live_bytes.load()) {
     VARVE_RETURN_IF_ERROR(RollSegment());
   }
-  groups_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
 }
 
-// Appends write_buf_ to the active segment; offsets in *applied become segment offsets.
-Status DBImpl::AppendBuffer(std::vector<Applied>* applied) {
-  if (write_buf_.empty()) return Status::Ok();
+// Appends b's records to the active segment; their offsets become segment offsets.
+Status DBImpl::AppendBuffer(GroupBuffers* b) {
+  if (b->write_buf.empty()) return Status::Ok();
   uint64_t base = active_->size_bytes.load(std::memory_order_relaxed);
-  Status s = active_file_->Append(write_buf_);
+  Status s = active_file_->Append(b->write_buf);
   if (!s.ok()) return s;
-  for (Applied& a : *applied) {
+  for (Applied& a : b->applied) {
     a.offset += static_cast<uint32_t>(base);
     active_->NoteSeq(a.seq);
     last_seq_.store(std::max(last_seq_.load(std::memory_order_relaxed), a.seq),
                     std::memory_order_release);
   }
-  active_->size_bytes.store(base + write_buf_.size(), std::memory_order_release);
-  log_bytes_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
-  AddHintEntries(*applied);
-  if (unsynced_writes_.fetch_add(applied->size(), std::memory_order_relaxed) == 0) {
+  active_->size_bytes.store(base + b->write_buf.size(), std::memory_order_release);
+  log_bytes_.fetch_add(b->write_buf.size(), std::memory_order_relaxed);
+  AddHintEntries(b->applied);
+  if (unsynced_writes_.fetch_add(b->applied.size(), std::memory_order_relaxed) == 0) {
     first_unsynced_us_.store(NowSteadyUs(), std::memory_order_relaxed);
   }
-  write_buf_.clear();
+  b->write_buf.clear();
   return Status::Ok();
 }
 
@@ -600,34 +682,34 @@ void DBImpl::AddHintEntries(const std::vector<Applied>& applied) {
   }
 }
 
-void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
+void DBImpl::ApplyToIndex(const std::vector<Applied>& applied, Segment* seg) {
   IndexChange change(this);
   for (const Applied& a : applied) {
     IndexEntry old;
     bool had_old;
     if (a.type == kTypePut) {
       IndexEntry e;
-      e.segment = active_->id;
+      e.segment = seg->id;
       e.offset = a.offset;
       e.size = a.size;
       had_old = index_->Put(a.key, e, &old);
-      active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
+      seg->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
       puts_.fetch_add(1, std::memory_order_relaxed);
     } else if (TablesHold(a.key)) {
       // The tombstone stays in the index (and is kept by compaction) while it hides the key.
       IndexEntry e;
-      e.segment = active_->id;
+      e.segment = seg->id;
       e.offset = a.offset;
       e.size = a.size;
       e.flags = IndexEntry::kTombstone;
       had_old = index_->Put(a.key, e, &old);
       index_tombstones_.fetch_add(1, std::memory_order_relaxed);
-      active_->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
-      active_->NoteTombstone(a.seq, a.size);
+      seg->live_bytes.fetch_add(a.size, std::memory_order_relaxed);
+      seg->NoteTombstone(a.seq, a.size);
       deletes_.fetch_add(1, std::memory_order_relaxed);
     } else {
       had_old = index_->Remove(a.key, &old);
-      active_->NoteTombstone(a.seq, a.size);
+      seg->NoteTombstone(a.seq, a.size);
       deletes_.fetch_add(1, std::memory_order_relaxed);
     }
     if (had_old) {
@@ -636,8 +718,11 @@ void DBImpl::ApplyToIndex(const std::vector<Applied>& applied) {
       if (old.tombstone()) index_tombstones_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
-  active_->indexed_bytes.store(active_->size_bytes.load(std::memory_order_relaxed),
-                               std::memory_order_release);
+  // Groups apply in append order, and a later group may be appended already: this group's end.
+  if (!applied.empty()) {
+    seg->indexed_bytes.store(uint64_t{applied.back().offset} + applied.back().size,
+                             std::memory_order_release);
+  }
 }
 
 bool DBImpl::TablesHold(std::string_view key) const {
@@ -657,11 +742,11 @@ Status DBImpl::DetachTable(const std::string& name) {
   return tables_->Detach(name);
 }
 
-Status DBImpl::SyncActive() {
+Status DBImpl::SyncFile(WritableFile* file) {
   uint64_t seq = last_seq_.load(std::memory_order_acquire);
   unsynced_writes_.store(0, std::memory_order_relaxed);
   uint64_t start_us = NowSteadyUs();
-  Status s = active_file_->Sync();
+  Status s = file->Sync();
   // A moving average (1/8 weight) of the sync time, for the group-commit wait.
   uint64_t took = NowSteadyUs() - start_us, avg = sync_us_.load(std::memory_order_relaxed);
   sync_us_.store(avg == 0 ? took : avg - avg / 8 + took / 8, std::memory_order_relaxed);
@@ -695,7 +780,8 @@ Result<std::shared_ptr<Segment>> DBImpl::CreateSegment(uint32_t id, bool compact
   if (options_.mmap_writes && !compaction_output) {
     VARVE_RETURN_IF_ERROR((*file)->Close());
     VARVE_ASSIGN_OR_RETURN(
-        *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false));
+        *file, env_->NewMappedWritableFile(seg->path, options_.segment_size_bytes, false,
+                                           WriteZerosAhead()));
   }
   if (!compaction_output) {
     Result<std::unique_ptr<HintWriter>> hint = HintWriter::Create(env_, dir_, id);
@@ -812,7 +898,7 @@ Status DBImpl::Close() {
   // Wait for queued writers (they were admitted before closed_ was set).
   {
     std::unique_lock lock(write_mu_);
-    while (!writers_.empty()) {
+    while (!writers_.empty() || syncs_in_flight_ > 0) {
       lock.unlock();
       std::this_thread::yield();
       lock.lock();

@@ -3,7 +3,8 @@
 // Threads: callers (reads; writes queue and one of them leads a group commit), one maintenance
 // thread (hint files, background compaction), one sync thread (kInterval / kBatch durability).
 // Locks, outer to inner: compaction_mu_ > write_mu_ > scan_mu_ > segments_mu_ > index shard locks;
-// file_mu_ and stats are leaves. Reads take only an index shard lock: they find segments in
+// file_mu_, turn_mu_ and stats are leaves. A group commit's turn (its index updates, in append
+// order) is waited for holding no lock. Reads take only an index shard lock: they find segments in
 // segment_table_ inside a read section, which publishers of a new table wait for.
 #pragma once
 
@@ -183,13 +184,40 @@ class DBImpl final : public DB {
     uint64_t expiry_ms;
   };
 
+  // A group's records while it is built, appended, synced and applied.
+  struct GroupBuffers {
+    std::string write_buf;  // the records to append
+    std::string scratch;    // one writer's records
+    std::vector<Applied> applied;
+  };
+  // One group commit. Groups reach the index in the order they were appended (their tickets);
+  // a group holding the turn is the only one applying, and every earlier group has applied.
+  struct GroupCommit {
+    uint64_t ticket = 0;
+    GroupBuffers* buf = nullptr;
+    bool have_turn = false;
+    // Set by CommitGroup when the group is appended and its fdatasync and index updates are
+    // left to run after leadership is handed on (kSync): on file, for segment.
+    bool sync_pending = false;
+    std::shared_ptr<WritableFile> file;
+    std::shared_ptr<Segment> segment;
+  };
+
   Status ValidateOp(const WriteOp& op) const;
   Status WriteImpl(PendingWrite* w);
-  Status CommitGroup(const std::vector<PendingWrite*>& group);
-  Status AppendBuffer(std::vector<Applied>* applied);
-  void ApplyToIndex(const std::vector<Applied>& applied);
+  Status CommitGroup(const std::vector<PendingWrite*>& group, GroupCommit* c);
+  void WaitTurn(GroupCommit* c);
+  void EndTurn(GroupCommit* c);
+  Status AppendBuffer(GroupBuffers* b);
+  void ApplyToIndex(const std::vector<Applied>& applied, Segment* seg);
   Status RollSegment();
-  Status SyncActive();
+  Status SyncActive() { return SyncFile(active_file_.get()); }
+  Status SyncFile(WritableFile* file);
+  // The writer's segment reserves space with written zeros when every write waits for an
+  // fdatasync: on ext4, a sync after appends into unwritten (fallocated) blocks also commits the
+  // journal to convert them, which halves the syncs per second. (Other modes sync seldom; the
+  // zeros would double what a bulk load writes.)
+  bool WriteZerosAhead() const { return options_.durability == Durability::kSync; }
   Result<std::shared_ptr<Segment>> CreateSegment(uint32_t id, bool compaction_output,
                                                  std::unique_ptr<WritableFile>* file);
   Status CheckVersion(const VersionCheck& check,
@@ -338,7 +366,17 @@ class DBImpl final : public DB {
   size_t expected_writers_ = 0;
   std::atomic<uint64_t> sync_us_{0};  // recent fdatasync time of the log, moving average
   bool leader_waiting_ = false;
-  std::condition_variable group_cv_;
+  std::condition_variable group_cv_;  // the leader waits for writers or a sync slot
+  // kSync: a leader hands leadership on once its group is appended and syncs outside it, so
+  // up to this many groups' fdatasyncs overlap (the device serves concurrent flushes together).
+  static constexpr size_t kMaxSyncsInFlight = 2;
+  size_t syncs_in_flight_ = 0;  // groups appended, not yet applied (write_mu_)
+  uint64_t next_ticket_ = 0;    // write_mu_
+  std::vector<std::unique_ptr<GroupBuffers>> free_buffers_;  // write_mu_
+  std::mutex turn_mu_;                                       // a leaf
+  std::condition_variable turn_cv_;
+  std::atomic<uint64_t> turn_done_{0};  // the last ticket whose group applied (or failed)
+  std::atomic<int> turn_waiters_{0};
   Status write_error_;  // set once a write or sync fails: writes stop, reads go on
   bool closed_ = false;
   std::atomic<bool> closing_{false};  // segments released: reads fail
@@ -346,9 +384,6 @@ class DBImpl final : public DB {
   std::shared_ptr<Segment> active_;
   std::shared_ptr<Segment> active_for_bg_;        // active_, for the maintenance thread (file_mu_)
   std::map<uint32_t, HintPrefix> hint_prefixes_;  // recovery: marked parts of unfinished hints
-  std::string write_buf_;
-  std::string scratch_;
-  std::vector<Applied> applied_;
   std::atomic<uint64_t> last_seq_{0};
   std::atomic<uint32_t> next_segment_id_{1};
 

@@ -176,8 +176,8 @@ Status DBImpl::Recover() {
     tail->has_hint = false;
     std::unique_ptr<WritableFile> f;
     if (options_.mmap_writes) {
-      VARVE_ASSIGN_OR_RETURN(
-          f, env_->NewMappedWritableFile(tail->path, options_.segment_size_bytes, false));
+      VARVE_ASSIGN_OR_RETURN(f, env_->NewMappedWritableFile(tail->path, options_.segment_size_bytes,
+                                                            false, WriteZerosAhead()));
     } else {
       VARVE_ASSIGN_OR_RETURN(f, env_->NewAppendableFile(tail->path));
     }

@@ -1,5 +1,6 @@
 #include "env/fault_env.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -31,7 +32,7 @@ const char* OpName(FaultEnv::Op op) {
 class FaultWritableFile final : public WritableFile {
  public:
   FaultWritableFile(FaultEnv* env, std::string path, std::unique_ptr<WritableFile> base)
-      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+      : env_(env), path_(std::move(path)), base_(std::move(base)), appended_(base_->Size()) {}
 
   Status Append(std::string_view data) override {
     bool short_write = false;
@@ -39,18 +40,21 @@ class FaultWritableFile final : public WritableFile {
     if (!s.ok()) {
       if (short_write && data.size() > 1) {
         if (base_->Append(data.substr(0, data.size() / 2)).ok()) {
-          env_->NoteAppended(path_, base_->Size());
+          appended_.store(base_->Size());
+          env_->NoteAppended(path_, appended_.load());
         }
       }
       return s;
     }
     s = base_->Append(data);
-    env_->NoteAppended(path_, base_->Size());
+    appended_.store(base_->Size());
+    env_->NoteAppended(path_, appended_.load());
     return s;
   }
+  // May run while another thread appends (group commits sync outside the leader).
   Status Sync() override {
     VARVE_RETURN_IF_ERROR(env_->MaybeFail(FaultEnv::Op::kSync, path_));
-    uint64_t size = base_->Size();
+    uint64_t size = appended_.load();
     VARVE_RETURN_IF_ERROR(base_->Sync());
     env_->NoteSynced(path_, size);
     return Status::Ok();
@@ -62,6 +66,7 @@ class FaultWritableFile final : public WritableFile {
   FaultEnv* env_;
   std::string path_;
   std::unique_ptr<WritableFile> base_;
+  std::atomic<uint64_t> appended_;  // base_'s size after the last Append
 };
 
 class FaultRandomAccessFile final : public RandomAccessFile {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -254,8 +255,9 @@ class PosixMappedWritableFile final : public WritableFile {
   static constexpr uint64_t kReserveStep = 1u << 20;
   static constexpr size_t kMaxMappedAppend = 4096;
 
-  PosixMappedWritableFile(std::string path, int fd, uint64_t size, uint64_t map_bytes)
-      : path_(std::move(path)), fd_(fd), size_(size), reserved_(size) {
+  PosixMappedWritableFile(std::string path, int fd, uint64_t size, uint64_t map_bytes,
+                          bool write_zeros)
+      : path_(std::move(path)), fd_(fd), size_(size), reserved_(size), write_zeros_(write_zeros) {
     void* p = map_bytes == 0
                   ? MAP_FAILED
                   : ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
@@ -282,7 +284,7 @@ class PosixMappedWritableFile final : public WritableFile {
   }
 
   Status Sync() override {
-    std::lock_guard lock(mu_);
+    std::shared_lock lock(mu_);        // syncs may overlap (group commit)
     if (fd_ < 0) return Status::Ok();  // closed: nothing left to sync through this handle
     if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
     return Status::Ok();
@@ -312,12 +314,15 @@ class PosixMappedWritableFile final : public WritableFile {
  private:
   // Grows the file to cover end, a step ahead where the disk has room.
   Status Reserve(uint64_t end) {
-    uint64_t want = std::min(map_length_, std::max(end, reserved_ + kReserveStep));
+    // Whole steps: a range of zeros (write_zeros_) is then dropped from the cache to its end.
+    uint64_t want = std::max(end, reserved_ + kReserveStep);
+    want = std::min(map_length_, (want + kReserveStep - 1) / kReserveStep * kReserveStep);
     // Only the new range: reserving from 0 makes the file system walk every block already held
     // (on tmpfs, every page: a quadratic cost over a segment).
     auto reserve = [&](uint64_t to) {
-      return ::posix_fallocate(fd_, static_cast<off_t>(reserved_),
-                               static_cast<off_t>(to - reserved_));
+      return write_zeros_ ? WriteZeros(to)
+                          : ::posix_fallocate(fd_, static_cast<off_t>(reserved_),
+                                              static_cast<off_t>(to - reserved_));
     };
     int rc = want > reserved_ ? reserve(want) : 0;
     if (rc == ENOSPC && want > end) {
@@ -328,9 +333,35 @@ class PosixMappedWritableFile final : public WritableFile {
       // No reservations here: the size alone (a full disk then shows as SIGBUS in the copy).
       rc = ::ftruncate(fd_, static_cast<off_t>(want)) == 0 ? 0 : errno;
     }
-    if (rc != 0) return ErrnoStatus("fallocate", path_, rc);
-    reserved_ = want;
+    if (rc != 0) return ErrnoStatus(write_zeros_ ? "write" : "fallocate", path_, rc);
+    reserved_ = std::max(reserved_, want);  // zeros written before ENOSPC may reach past want
     return Status::Ok();
+  }
+
+  // Reserves [reserved_, to) with written zeros (a full disk fails the write, as it fails
+  // fallocate), waits for their writeback, then drops them from the page cache: a page the
+  // writer later dirties is then read back as a small folio, where a cached zero range sits in
+  // large folios that each fdatasync would write back whole (2 MiB per sync on Linux 6.18).
+  // Returns 0 or an errno; reserved_ covers what was written either way.
+  int WriteZeros(uint64_t to) {
+    static const std::string zeros(256 << 10, '\0');
+    const uint64_t from = reserved_;
+    while (reserved_ < to) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - reserved_));
+      ssize_t w = ::pwrite(fd_, zeros.data(), n, static_cast<off_t>(reserved_));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return w < 0 ? errno : ENOSPC;
+      reserved_ += static_cast<uint64_t>(w);
+    }
+    if (::sync_file_range(fd_, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                              SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      return errno;
+    }
+    // Only whole pages past the data are dropped; the writer has not mapped them yet.
+    ::posix_fadvise(fd_, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                    POSIX_FADV_DONTNEED);
+    return 0;
   }
 
   Status AppendWrite(std::string_view data) {
@@ -340,10 +371,11 @@ class PosixMappedWritableFile final : public WritableFile {
   }
 
   std::string path_;
-  std::mutex mu_;  // Sync (the sync thread) against Close
+  std::shared_mutex mu_;  // Syncs (the sync thread, group commits) against Close
   int fd_;
   uint64_t size_;      // data bytes
   uint64_t reserved_;  // file size: data plus the zeros reserved after it
+  const bool write_zeros_;
   char* map_ = nullptr;
   uint64_t map_length_ = 0;
 };
@@ -514,12 +546,13 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<WritableFile>> NewMappedWritableFile(const std::string& path,
-                                                              uint64_t map_bytes,
-                                                              bool truncate) override {
+                                                              uint64_t map_bytes, bool truncate,
+                                                              bool write_zeros) override {
     uint64_t size;
     VARVE_ASSIGN_OR_RETURN(
         int fd, OpenWithSize(path, O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), &size));
-    return std::unique_ptr<WritableFile>(new PosixMappedWritableFile(path, fd, size, map_bytes));
+    return std::unique_ptr<WritableFile>(
+        new PosixMappedWritableFile(path, fd, size, map_bytes, write_zeros));
   }
 
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {

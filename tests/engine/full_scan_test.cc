@@ -223,34 +223,35 @@ TEST_P(FullScanTest, SegmentFoundDamagedAtOpenIsWalkedByTheIndex) {
 
 // Writers overwrite, delete and insert while iterators run and compaction rewrites segments
 // under them. Stable keys are never deleted: each must come back exactly once, with a value it
-// had during the iteration (its generation between the ones before and after).
-TEST_P(FullScanTest, ContractHoldsUnderConcurrentWritesAndCompaction) {
+// had during the iteration (its generation between the ones before and after). stable_writers
+// threads overwrite the stable keys, each its own share of them.
+void ExpectContractUnderConcurrentWrites(Options o, const std::string& dir, int stable_writers) {
   constexpr int kStable = 6000;
   constexpr int kVolatile = 2000;
-  Options o = Opts();
   o.compaction_live_ratio = 0.9;
-  auto db = OpenOrDie(o, tmp_.path());
+  auto db = OpenOrDie(o, dir);
   std::vector<std::atomic<int>> gen(kStable);
-  for (int i = 0; i < kStable; ++i) {
-    ASSERT_TRUE(db->Put(Key(i), Value(i, 0, 60)).ok());
-    gen[i] = 0;
+  for (int i = 0; i < kStable + kVolatile; i += 500) {  // in batches: few syncs in sync mode
+    WriteBatch batch;
+    for (int j = i; j < i + 500; ++j) batch.Put(Key(j), Value(j, 0, 60));
+    ASSERT_TRUE(db->Write(batch).ok());
   }
-  for (int i = 0; i < kVolatile; ++i) {
-    ASSERT_TRUE(db->Put(Key(kStable + i), Value(kStable + i, 0, 60)).ok());
-  }
+  for (int i = 0; i < kStable; ++i) gen[i] = 0;
   for (int round = 0; round < 6; ++round) {
     std::atomic<bool> stop{false};
     std::atomic<int> writer_error{0};
     std::vector<std::thread> threads;
-    threads.emplace_back([&, round] {  // overwrites stable keys (one writer per key set)
-      std::mt19937 rng(round);
-      while (!stop.load()) {
-        int i = static_cast<int>(rng() % kStable);
-        int g = gen[i].load() + 1;
-        if (!db->Put(Key(i), Value(i, g, 20 + rng() % 100)).ok()) ++writer_error;
-        gen[i].store(g);
-      }
-    });
+    for (int w = 0; w < stable_writers; ++w) {
+      threads.emplace_back([&, round, w] {  // overwrites stable keys (one writer per key set)
+        std::mt19937 rng(round * 16 + w);
+        while (!stop.load()) {
+          int i = static_cast<int>(rng() % (kStable / stable_writers)) * stable_writers + w;
+          int g = gen[i].load() + 1;
+          if (!db->Put(Key(i), Value(i, g, 20 + rng() % 100)).ok()) ++writer_error;
+          gen[i].store(g);
+        }
+      });
+    }
     threads.emplace_back([&, round] {  // deletes and inserts volatile keys
       std::mt19937 rng(100 + round);
       for (int n = 0; !stop.load(); ++n) {
@@ -299,6 +300,18 @@ TEST_P(FullScanTest, ContractHoldsUnderConcurrentWritesAndCompaction) {
     ASSERT_EQ(writer_error.load(), 0);
   }
   EXPECT_GT(db->GetStats().compactions, 0u);
+}
+
+TEST_P(FullScanTest, ContractHoldsUnderConcurrentWritesAndCompaction) {
+  ExpectContractUnderConcurrentWrites(Opts(), tmp_.path(), 1);
+}
+
+// Sync mode: groups of several writers sync outside the leader, overlapping, and reach the index
+// in append order, each up to its own end of the segment.
+TEST_P(FullScanTest, ContractHoldsUnderConcurrentSyncedWrites) {
+  Options o = Opts();
+  o.durability = Durability::kSync;
+  ExpectContractUnderConcurrentWrites(o, tmp_.path(), 4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Reads, FullScanTest, ::testing::Values(true, false),

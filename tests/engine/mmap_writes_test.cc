@@ -1,9 +1,13 @@
 // Appends through a mapping of the writer's segment (Options::mmap_writes): the zeros reserved
 // ahead of the data are cut at close and after a crash, a killed process loses no acknowledged
 // write, `check` sees no damage in a store that is open, both settings read each other's files,
-// and a full disk is an error, never a crash.
+// and a full disk is an error, never a crash. In sync mode the reserved space is written zeros
+// (no unwritten extents for each fdatasync to convert).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fiemap.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,10 +33,35 @@ namespace fs = std::filesystem;
 using testing::SegmentFiles;
 using testing::TempDir;
 
-Options Opts(bool mmap_writes = true) {
+Options Opts(bool mmap_writes = true, Durability durability = Durability::kNone) {
   Options o = testing::SmallSegmentOptions();
   o.mmap_writes = mmap_writes;
+  o.durability = durability;
   return o;
+}
+
+#ifndef FS_IOC_FIEMAP  // <linux/fs.h>, which clashes with <sys/mount.h>
+#define FS_IOC_FIEMAP _IOWR('f', 11, struct fiemap)
+#endif
+
+// Whether any extent of file is unwritten (allocated, reads as zeros); nullopt if the file
+// system does not report extents.
+std::optional<bool> HasUnwrittenExtent(const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  constexpr unsigned kExtents = 256;
+  std::vector<char> buf(sizeof(fiemap) + kExtents * sizeof(fiemap_extent));
+  auto* map = reinterpret_cast<fiemap*>(buf.data());
+  map->fm_start = 0;
+  map->fm_length = FIEMAP_MAX_OFFSET;
+  map->fm_extent_count = kExtents;
+  int rc = ::ioctl(fd, FS_IOC_FIEMAP, map);
+  ::close(fd);
+  if (rc != 0) return std::nullopt;
+  for (unsigned i = 0; i < map->fm_mapped_extents; ++i) {
+    if (map->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN) return true;
+  }
+  return false;
 }
 
 std::string ValueFor(int i) { return "value-" + std::to_string(i) + std::string(90, 'v'); }
@@ -131,6 +161,46 @@ TEST_F(MmapWritesTest, ZerosAfterTheEndAHintDescribesAreCut) {
   EXPECT_TRUE(Check(tmp_.path()).empty());
 }
 
+TEST_F(MmapWritesTest, SyncModeReservesWrittenZeros) {
+  for (Durability d : {Durability::kNone, Durability::kSync}) {
+    TempDir dir;
+    auto db = OpenOrDie(Opts(true, d), dir.path());
+    ASSERT_NE(db, nullptr);
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(db->Put("k" + std::to_string(i), ValueFor(i)).ok());
+    std::string seg = SegmentFiles(dir.path()).back();
+    EXPECT_GT(fs::file_size(seg), 50u * 200);  // reserved ahead of the data
+    std::optional<bool> unwritten = HasUnwrittenExtent(seg);
+    if (!unwritten.has_value()) GTEST_SKIP() << "no FIEMAP on this file system";
+    // Without sync, fallocate (unwritten blocks) where the file system has it.
+    if (d == Durability::kSync) {
+      EXPECT_FALSE(*unwritten) << seg;
+    }
+    for (const Damage& dmg : Check(dir.path()))
+      ADD_FAILURE() << dmg.file << " " << dmg.offset << " " << dmg.what;
+  }
+}
+
+TEST_F(MmapWritesTest, SyncModeWritesAcrossReservationsAndSegments) {
+  const Options o = Opts(true, Durability::kSync);
+  {
+    auto db = OpenOrDie(o, tmp_.path());
+    ASSERT_NE(db, nullptr);
+    for (int b = 0; b < 200; ++b) {  // about 2.6 MiB: three segments
+      WriteBatch batch;
+      for (int i = b * 100; i < (b + 1) * 100; ++i) batch.Put("k" + std::to_string(i), ValueFor(i));
+      ASSERT_TRUE(db->Write(batch).ok());
+    }
+    ASSERT_TRUE(db->Put("last", "x").ok());
+  }
+  EXPECT_GE(SegmentFiles(tmp_.path()).size(), 3u);
+  auto db = OpenOrDie(o, tmp_.path());
+  ASSERT_NE(db, nullptr);
+  ExpectKeys(db.get(), 0, 20000);
+  EXPECT_EQ(*db->Get("last"), "x");
+  db.reset();
+  EXPECT_TRUE(Check(tmp_.path()).empty());
+}
+
 TEST_F(MmapWritesTest, CheckSeesNoDamageInAnOpenStore) {
   auto db = OpenOrDie(Opts(), tmp_.path());
   ASSERT_NE(db, nullptr);
@@ -185,29 +255,37 @@ TEST_F(MmapWritesTest, FullDiskIsAnErrorNotACrash) {
   if (geteuid() != 0 || mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=3m") != 0) {
     GTEST_SKIP() << "needs root to mount a small tmpfs: " << std::strerror(errno);
   }
-  int acked = 0;
-  Status failure;
-  {
-    auto db = OpenOrDie(Opts(), mnt);
-    ASSERT_NE(db, nullptr);
-    for (int i = 0; i < 100000; ++i) {
-      Status s = db->Put("k" + std::to_string(i), ValueFor(i));
-      if (!s.ok()) {
-        failure = s;
-        break;
+  // Reserved with fallocate, then (sync mode) with written zeros.
+  for (Durability d : {Durability::kNone, Durability::kSync}) {
+    SCOPED_TRACE(d == Durability::kSync ? "sync" : "none");
+    std::string dir = mnt + "/db";
+    int acked = 0;
+    Status failure;
+    {
+      auto db = OpenOrDie(Opts(true, d), dir);
+      ASSERT_NE(db, nullptr);
+      for (int i = 0; i < 100000; ++i) {
+        Status s = db->Put("k" + std::to_string(i), ValueFor(i));
+        if (!s.ok()) {
+          failure = s;
+          break;
+        }
+        acked = i + 1;
       }
-      acked = i + 1;
+      EXPECT_FALSE(failure.ok());
+      EXPECT_NE(failure.ToString().find("No space"), std::string::npos) << failure.ToString();
+      EXPECT_GT(acked, 1000);
+      ExpectKeys(db.get(), 0, acked);
     }
-    EXPECT_FALSE(failure.ok());
-    EXPECT_NE(failure.ToString().find("No space"), std::string::npos) << failure.ToString();
-    EXPECT_GT(acked, 1000);
-    ExpectKeys(db.get(), 0, acked);
-  }
-  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=32m"), 0)
-      << std::strerror(errno);
-  {
-    auto db = OpenOrDie(Opts(), mnt);
-    if (db != nullptr) ExpectKeys(db.get(), 0, acked);
+    ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=32m"), 0)
+        << std::strerror(errno);
+    {
+      auto db = OpenOrDie(Opts(true, d), dir);
+      if (db != nullptr) ExpectKeys(db.get(), 0, acked);
+    }
+    fs::remove_all(dir);
+    ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=3m"), 0)
+        << std::strerror(errno);
   }
   ASSERT_EQ(umount(mnt.c_str()), 0) << std::strerror(errno);
 }
