@@ -145,11 +145,19 @@ class HugeHeap {
     }
   }
 
-  // Sticky: an index that shrinks back keeps its regions, which it frees as they empty.
+  // New tables and chunks come from the heap. On once the arenas hold kStartBytes; off again
+  // once they hold less and more of the regions is free than carved (the index shrank, and what
+  // is left of it is scattered over the regions: 256 shards carve and compact at their own
+  // times), so that its memory goes back to the system.
   bool active() const { return active_.load(std::memory_order_relaxed); }
+  // Whether it switched on or off since the last call: the shards then follow (MoveShards).
+  bool TakeSwitched() {
+    return switched_.load(std::memory_order_relaxed) &&
+           switched_.exchange(false, std::memory_order_acq_rel);
+  }
   void AddArenaBytes(size_t n) {
     if (arena_bytes_.fetch_add(n, std::memory_order_relaxed) + n >= kStartBytes && !active()) {
-      active_.store(true, std::memory_order_relaxed);
+      Switch(true);
     }
   }
   void SubArenaBytes(size_t n) { arena_bytes_.fetch_sub(n, std::memory_order_relaxed); }
@@ -192,6 +200,10 @@ class HugeHeap {
     VARVE_CHECK(start >= region_start && start + n <= region_end && region->second.used >= n);
     region->second.used -= n;
     used_ -= n;
+    if (active() && mapped_ - used_ > std::max(used_, kHugePage) &&
+        arena_bytes_.load(std::memory_order_relaxed) < kStartBytes) {
+      Switch(false);
+    }
     if (region->second.used == 0) {  // what is left of it is free ranges: give it back
       free_.erase(free_.lower_bound(region_start), free_.lower_bound(region_end));
       ::munmap(reinterpret_cast<void*>(region_start), region->second.bytes);
@@ -227,6 +239,10 @@ class HugeHeap {
     size_t used;  // bytes handed out
   };
 
+  void Switch(bool on) {
+    active_.store(on, std::memory_order_relaxed);
+    switched_.store(true, std::memory_order_release);
+  }
   std::map<uintptr_t, Region>::iterator RegionOf(uintptr_t p) {
     auto it = regions_.upper_bound(p);
     VARVE_CHECK(it != regions_.begin());
@@ -238,8 +254,9 @@ class HugeHeap {
   std::map<uintptr_t, size_t> free_;     // free ranges, start -> bytes, none across regions
   size_t mapped_ = 0;
   size_t used_ = 0;
-  // Apart from the lock's line: every Put reads active_ until its shard moved.
+  // Apart from the lock's line: every write reads switched_.
   alignas(64) std::atomic<bool> active_{false};
+  std::atomic<bool> switched_{false};
   std::atomic<size_t> arena_bytes_{0};  // every shard's Arena::allocated_bytes()
 };
 
@@ -248,8 +265,8 @@ class HugeHeap {
 // all that the allocator handed out (its size classes are up to 25% apart). Every allocation
 // ends in kTailPad spare bytes: an item's last field is read with a 4-byte load.
 // A reference is ((chunk << 20) | offset) + 1, so 0 means none.
-// Chunks come from malloc until the index's HugeHeap is active, then from the heap; MoveToHeap
-// moves the chunks there (a reference names a chunk and an offset: it stays valid).
+// Chunks come from malloc, or from the index's HugeHeap while it is active; Move takes them
+// from one to the other (a reference names a chunk and an offset: it stays valid).
 class Arena {
  public:
   static constexpr size_t kOffsetBits = 20;
@@ -260,14 +277,8 @@ class Arena {
   Arena() = default;
   explicit Arena(HugeHeap* heap) : heap_(heap), in_heap_(heap != nullptr && heap->active()) {}
   ~Arena() {
-    for (const Block& b : blocks_) {
-      if (b.in_heap) {
-        heap_->Free(b.p, b.bytes);
-      } else {
-        std::free(b.p);
-      }
-    }
-    Uncount(allocated_bytes_);
+    for (const Block& b : blocks_) FreeBlock(b);
+    Uncount(allocated_bytes_);  // external memory
   }
   Arena(Arena&& o) noexcept { Swap(o); }
   Arena& operator=(Arena&& o) noexcept {
@@ -327,23 +338,20 @@ class Arena {
     return p;
   }
 
-  // Once the heap is active: new chunks come from it, and the chunks malloc holds move there
-  // (not those in external memory, a loaded checkpoint's block, which has huge pages from 4 MiB
-  // on). Pointers into the chunks are stale after it.
-  void MoveToHeap() {
-    if (in_heap_ || heap_ == nullptr || !heap_->active()) return;
-    in_heap_ = true;
+  // New chunks from the heap (to_heap) or malloc, and the chunks there now copied over (not
+  // those in external memory, a loaded checkpoint's block, which has huge pages from 4 MiB on).
+  // Pointers into the chunks are stale after it.
+  void Move(bool to_heap) {
+    if (heap_ == nullptr || in_heap_ == to_heap) return;
+    in_heap_ = to_heap;
     std::vector<Block> old;
-    old.swap(blocks_);  // all from malloc, the heap was not in use
+    old.swap(blocks_);
     for (size_t c = in_external_ ? loaded_chunks_ : 0; c < chunks_.size(); ++c) {
       char* p = NewBlock(size_t{chunk_bytes_[c]} + kTailPad);
       std::memcpy(p, chunks_[c], chunk_used_[c]);
       chunks_[c] = p;
     }
-    for (const Block& b : old) {
-      std::free(b.p);
-      Uncount(b.bytes);
-    }
+    for (const Block& b : old) FreeBlock(b);
   }
 
   char* At(uint32_t ref) const {
@@ -394,6 +402,14 @@ class Arena {
   void Uncount(size_t n) {
     allocated_bytes_ -= n;
     if (heap_ != nullptr) heap_->SubArenaBytes(n);
+  }
+  void FreeBlock(const Block& b) {
+    if (b.in_heap) {
+      heap_->Free(b.p, b.bytes);
+    } else {
+      std::free(b.p);
+    }
+    Uncount(b.bytes);
   }
   void Swap(Arena& o) {
     std::swap(heap_, o.heap_);
@@ -565,7 +581,6 @@ struct alignas(64) Shard {
   uint64_t dead_bytes = 0;                   // arena bytes of removed items
   Arena arena;
   HugeHeap* heap = nullptr;  // the index's
-  bool on_heap = false;      // MoveToHeap ran
   // Lock-free copies for Prefetch only: a stale value just prefetches a useless line.
   std::atomic<Group*> prefetch_table{nullptr};
   std::atomic<uint64_t*> prefetch_seqs{nullptr};
@@ -671,12 +686,13 @@ struct alignas(64) Shard {
     }
   }
 
-  // Once the index is large (HugeHeap::kStartBytes): the table and the arena's chunks move to
-  // huge pages. Pointers into them are stale after it.
-  void MoveToHeap() {
-    on_heap = true;
-    arena.MoveToHeap();
-    if (table && table.get_deleter().from == TableFree::From::kNew) {
+  // After the heap switched on or off: the table and the arena's chunks move to or from it.
+  // Pointers into them are stale after it.
+  void FollowHeap() {
+    const bool on = heap->active();
+    arena.Move(on);
+    const TableFree::From from = table.get_deleter().from;
+    if (table && from != TableFree::From::kLoadBlock && (from == TableFree::From::kHeap) != on) {
       Table moved = AllocTable(groups);
       std::memcpy(static_cast<void*>(moved.get()), table.get(), groups * sizeof(Group));
       table = std::move(moved);
@@ -686,7 +702,6 @@ struct alignas(64) Shard {
 
   // Ensures room for one more item; may move slots, so call before Find for an insert.
   void MakeRoom() {
-    if (!on_heap && heap->active()) MoveToHeap();
     if (static_cast<double>(count + erased + 1) <= kMaxLoad * static_cast<double>(capacity())) {
       return;
     }
@@ -950,6 +965,7 @@ class HashIndex final : public Index {
   bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     s.MakeRoom();
     bool found;
@@ -967,6 +983,7 @@ class HashIndex final : public Index {
                   bool* replaced) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     s.MakeRoom();
     if (!s.seqs) {
@@ -992,6 +1009,7 @@ class HashIndex final : public Index {
   bool Remove(std::string_view key, IndexEntry* old) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
@@ -1006,6 +1024,7 @@ class HashIndex final : public Index {
                  const IndexEntry& entry) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
@@ -1018,6 +1037,7 @@ class HashIndex final : public Index {
   bool RemoveIf(std::string_view key, const IndexEntry& expected) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
@@ -1162,6 +1182,23 @@ class HashIndex final : public Index {
   }
 
  private:
+  // After a write: if the heap switched on or off, every shard moves its memory to or from it
+  // (one write pays for the copies, once; the heap switches rarely).
+  void MoveShards() {
+    while (heap_.TakeSwitched()) {
+      for (size_t i = 0; i < kShards; ++i) {
+        Shard& s = shards_[i];
+        std::unique_lock lock(s.mu);
+        s.FollowHeap();
+      }
+    }
+  }
+  // Declared before a shard's lock, so that it runs after the lock is released.
+  struct ShardsFollowHeap {
+    HashIndex* index;
+    ~ShardsFollowHeap() { index->MoveShards(); }
+  };
+
   HugeHeap heap_;  // before the shards: they give their memory back to it
   std::unique_ptr<Shard[]> shards_;
   std::shared_ptr<LoadBlock> load_block_;  // while a checkpoint loads
