@@ -9,8 +9,9 @@
 // values: 24 bytes with the key) + the key.
 // Where the memory is: tables and chunks from malloc while the index is small; once the arenas
 // hold 32 MiB, carved from 2 MiB-aligned huge-page regions the shards share (HugeHeap), so that
-// the table line and the item a lookup touches cost no TLB miss; a loaded checkpoint lies in one
-// block (LoadBlock), a huge-page mapping of its own from 4 MiB on.
+// the table line and the item a lookup touches cost no TLB miss (back to malloc if the index
+// shrinks and leaves the regions mostly free); a loaded checkpoint lies in one block
+// (LoadBlock), a huge-page mapping of its own from 4 MiB on.
 #define XXH_INLINE_ALL  // the hash is on every lookup: inline it
 #include <xxhash.h>
 
@@ -121,19 +122,18 @@ char* MapHugeAligned(size_t length) {
 }
 
 // Memory on huge pages for a large index built by Puts: group tables and arena chunks carved
-// from regions of 2 MiB (or more, for a larger request) that MapHugeAligned maps, shared by all the
-// shards (a region per shard would cost 256 x 2 MiB). A lookup's group line and item then cost
-// no TLB miss. Carving is first fit by address, which packs what lives toward the low regions
-// while the high ones drain; freed ranges merge with their free neighbours of the same region,
-// and a region nothing is carved from any more is unmapped: tables freed as they grow and arenas
-// rewritten by compaction go back to the heap, and to the system once a whole region is free.
-// Allocations are rare (a chunk, a table): one lock, and a walk of the free ranges.
+// from regions of 2 MiB (or more, for a larger request) that MapHugeAligned maps, shared by all
+// the shards (a region per shard would cost 256 x 2 MiB). A lookup's group line and item then
+// cost no TLB miss. Carving is first fit by address; freed ranges merge with their free
+// neighbours of the same region, and a region nothing is carved from any more is unmapped:
+// tables freed as they grow and arenas rewritten by compaction go back to the heap, and to the
+// system once a whole region is free. Allocations are rare (a chunk, a table): one lock, and a
+// walk of the free ranges.
 class HugeHeap {
  public:
-  // Used once the arenas (all shards) have held this much. Below it the rounding (a partly
-  // carved 2 MiB region, up to 6% here) is not worth it: an index this small is mostly within
-  // the reach of the second-level TLB's 4 KiB entries (bench/RESULTS.md, "Huge pages for the
-  // index built by Puts").
+  // On from this many arena bytes (all shards). Below it the rounding (a partly carved 2 MiB
+  // region, up to 6% here) is not worth it (bench/RESULTS.md, "Huge pages for the index built by
+  // Puts").
   static constexpr size_t kStartBytes = size_t{32} << 20;
 
   HugeHeap() = default;
@@ -580,7 +580,8 @@ struct alignas(64) Shard {
   uint64_t erased = 0;                       // slots marked kErased
   uint64_t dead_bytes = 0;                   // arena bytes of removed items
   Arena arena;
-  HugeHeap* heap = nullptr;  // the index's
+  HugeHeap* heap = nullptr;        // the index's, for chunks (and whether tables use regions)
+  HugeHeap* table_heap = nullptr;  // the index's, for tables
   // Lock-free copies for Prefetch only: a stale value just prefetches a useless line.
   std::atomic<Group*> prefetch_table{nullptr};
   std::atomic<uint64_t*> prefetch_seqs{nullptr};
@@ -597,8 +598,9 @@ struct alignas(64) Shard {
   Table AllocTable(uint64_t n) const {
     const size_t bytes = n * sizeof(Group);
     if (heap != nullptr && heap->active()) {
-      if (char* p = heap->Allocate(bytes)) {
-        return Table(reinterpret_cast<Group*>(p), TableFree{TableFree::From::kHeap, heap, bytes});
+      if (char* p = table_heap->Allocate(bytes)) {
+        return Table(reinterpret_cast<Group*>(p),
+                     TableFree{TableFree::From::kHeap, table_heap, bytes});
       }
     }
     return Table(new Group[n]);
@@ -922,6 +924,7 @@ class HashIndex final : public Index {
   HashIndex() : shards_(new Shard[kShards]) {
     for (size_t i = 0; i < kShards; ++i) {
       shards_[i].heap = &heap_;
+      shards_[i].table_heap = &table_heap_;
       shards_[i].arena = Arena(&heap_);
     }
   }
@@ -1056,7 +1059,7 @@ class HashIndex final : public Index {
   }
 
   uint64_t MemoryBytes() const override {
-    uint64_t total = sizeof(Shard) * kShards + heap_.FreeBytes();
+    uint64_t total = sizeof(Shard) * kShards + heap_.FreeBytes() + table_heap_.FreeBytes();
     for (size_t i = 0; i < kShards; ++i) {
       const Shard& s = shards_[i];
       std::shared_lock lock(s.mu);
@@ -1199,7 +1202,10 @@ class HashIndex final : public Index {
     ~ShardsFollowHeap() { index->MoveShards(); }
   };
 
-  HugeHeap heap_;  // before the shards: they give their memory back to it
+  // Before the shards, which give their memory back to them. The tables have regions of their
+  // own: a table freed as it grows leaves a hole that chunks, which live long, would pin.
+  HugeHeap heap_;
+  HugeHeap table_heap_;
   std::unique_ptr<Shard[]> shards_;
   std::shared_ptr<LoadBlock> load_block_;  // while a checkpoint loads
   std::atomic<uint32_t> parts_loaded_{0};
