@@ -8,7 +8,8 @@
 // 5.33 bytes of slot / load factor (0.58 to 0.875) + 7 to 9 bytes of item (16-byte keys, 100-byte
 // values: 24 bytes with the key) + the key.
 // Where the memory is: tables and chunks from malloc while the index is small; once the arenas
-// hold 32 MiB, carved from 2 MiB-aligned huge-page regions the shards share (HugeHeap), so that
+// hold 32 MiB, carved from 2 MiB-aligned huge-page regions the shards share (HugeHeap; tables
+// and chunks in regions of their own), so that
 // the table line and the item a lookup touches cost no TLB miss (back to malloc if the index
 // shrinks and leaves the regions mostly free); a loaded checkpoint lies in one block
 // (LoadBlock), a huge-page mapping of its own from 4 MiB on.
@@ -32,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <tuple>
 
 #include "engine/index.h"
 #include "util/check.h"
@@ -412,19 +414,13 @@ class Arena {
     Uncount(b.bytes);
   }
   void Swap(Arena& o) {
-    std::swap(heap_, o.heap_);
-    std::swap(in_heap_, o.in_heap_);
-    std::swap(blocks_, o.blocks_);
-    std::swap(chunks_, o.chunks_);
-    std::swap(chunk_bytes_, o.chunk_bytes_);
-    std::swap(chunk_used_, o.chunk_used_);
-    std::swap(load_next_, o.load_next_);
-    std::swap(in_external_, o.in_external_);
-    std::swap(loaded_chunks_, o.loaded_chunks_);
-    std::swap(last_chunk_bytes_, o.last_chunk_bytes_);
-    std::swap(used_in_last_, o.used_in_last_);
-    std::swap(allocated_bytes_, o.allocated_bytes_);
-    std::swap(used_bytes_, o.used_bytes_);
+    auto fields = [](Arena& a) {
+      return std::tie(a.heap_, a.in_heap_, a.blocks_, a.chunks_, a.chunk_bytes_, a.chunk_used_,
+                      a.load_next_, a.in_external_, a.loaded_chunks_, a.last_chunk_bytes_,
+                      a.used_in_last_, a.allocated_bytes_, a.used_bytes_);
+    };
+    auto mine = fields(*this), theirs = fields(o);
+    mine.swap(theirs);
   }
 
   HugeHeap* heap_ = nullptr;   // the index's, shared by the shards
