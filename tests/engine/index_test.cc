@@ -1218,5 +1218,56 @@ TEST(HashIndexHugeRegionsTest, LargeIndexBuiltByPuts) {
   }
 }
 
+// Writers on disjoint keys cross the threshold both ways (the heap switches on, then off as they
+// remove 3/4 of what they put) while a reader looks keys up: every shard moves under its own
+// lock.
+TEST(HashIndexHugeRegionsTest, SwitchesWhileWritersAndReadersRun) {
+  std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
+  constexpr int kWriters = 4;
+  constexpr int kKeysPerWriter = 10000;  // 4 x 10000 x ~1 KB: past 32 MiB of items
+  const std::string pad(1000, 'q');
+  auto key = [&](int w, int i) { return std::to_string(w) + "-" + std::to_string(i) + pad; };
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      IndexEntry old;
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        index->Put(key(w, i), Entry(static_cast<uint32_t>(w), static_cast<uint32_t>(i), 1), &old);
+      }
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        IndexEntry e;
+        if (!index->Get(key(w, i), &e) || e.offset != static_cast<uint32_t>(i)) ++wrong;
+      }
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        if (i % 4 != 0 && !index->Remove(key(w, i), &old)) ++wrong;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    std::mt19937 rng(3);
+    while (!done.load()) {
+      int w = static_cast<int>(rng() % kWriters), i = static_cast<int>(rng() % kKeysPerWriter);
+      IndexEntry e;
+      if (index->Get(key(w, i), &e) &&
+          (e.segment != static_cast<uint32_t>(w) || e.offset != static_cast<uint32_t>(i))) {
+        ++wrong;
+      }
+    }
+  });
+  for (int w = 0; w < kWriters; ++w) threads[w].join();
+  done = true;
+  threads.back().join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(index->Size(), static_cast<uint64_t>(kWriters * kKeysPerWriter / 4));
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 0; i < kKeysPerWriter; ++i) {
+      IndexEntry e;
+      ASSERT_EQ(index->Get(key(w, i), &e), i % 4 == 0) << w << " " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace varve
