@@ -7,6 +7,12 @@
 // without decoding anything else. A lookup touches one line of the table and the item. Per key:
 // 5.33 bytes of slot / load factor (0.58 to 0.875) + 7 to 9 bytes of item (16-byte keys, 100-byte
 // values: 24 bytes with the key) + the key.
+// Where the memory is: tables and chunks from malloc while the index is small; once the arenas
+// hold 32 MiB, carved from 2 MiB-aligned huge-page regions the shards share (HugeHeap; tables
+// and chunks in regions of their own), so that
+// the table line and the item a lookup touches cost no TLB miss (back to malloc if the index
+// shrinks and leaves the regions mostly free); a loaded checkpoint lies in one block
+// (LoadBlock), a huge-page mapping of its own from 4 MiB on.
 #define XXH_INLINE_ALL  // the hash is on every lookup: inline it
 #include <xxhash.h>
 
@@ -23,9 +29,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <tuple>
 
 #include "engine/index.h"
 #include "util/check.h"
@@ -94,17 +102,192 @@ class GroupBits {
   const uint8_t* ctrl_;
 };
 
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// length bytes (a multiple of 4 KiB) in a mapping of their own that starts on a 2 MiB boundary,
+// with transparent huge pages asked for if advise (the machine's mode may be `madvise`); nullptr
+// if the mapping fails. Only whole 2 MiB ranges inside it can get huge pages: a shorter tail stays
+// on 4 KiB pages, so nothing beyond length becomes resident.
+char* MapHugeAligned(size_t length, bool advise = true) {
+  void* p = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = (start + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
+  if (aligned > start) ::munmap(p, aligned - start);
+  const uintptr_t end = start + length + kHugePage;
+  if (end > aligned + length) {
+    ::munmap(reinterpret_cast<void*>(aligned + length), end - aligned - length);
+  }
+  if (advise) ::madvise(reinterpret_cast<void*>(aligned), length, MADV_HUGEPAGE);  // a hint
+  return reinterpret_cast<char*>(aligned);
+}
+
+// Memory on huge pages for a large index built by Puts: group tables and arena chunks carved
+// from regions of 2 MiB (or more, for a larger request) that MapHugeAligned maps, shared by all
+// the shards (a region per shard would cost 256 x 2 MiB). A lookup's group line and item then
+// cost no TLB miss. Carving is first fit by address; freed ranges merge with their free
+// neighbours of the same region, and a region nothing is carved from any more is unmapped:
+// tables freed as they grow and arenas rewritten by compaction go back to the heap, and to the
+// system once a whole region is free. Allocations are rare (a chunk, a table): one lock, and a
+// walk of the free ranges.
+class HugeHeap {
+ public:
+  // On from this many arena bytes (all shards). Below it the rounding (a partly carved 2 MiB
+  // region, up to 6% here) is not worth it (bench/RESULTS.md, "Huge pages for the index built by
+  // Puts").
+  static constexpr size_t kStartBytes = size_t{32} << 20;
+
+  HugeHeap() = default;
+  HugeHeap(const HugeHeap&) = delete;
+  HugeHeap& operator=(const HugeHeap&) = delete;
+  ~HugeHeap() {
+    for (const auto& [start, region] : regions_) {
+      ::munmap(reinterpret_cast<void*>(start), region.bytes);
+    }
+  }
+
+  // New tables and chunks come from the heap. On once the arenas hold kStartBytes; off again
+  // once they hold less and more of the regions is free than carved (the index shrank, and what
+  // is left of it is scattered over the regions: 256 shards carve and compact at their own
+  // times), so that its memory goes back to the system.
+  bool active() const { return active_.load(std::memory_order_relaxed); }
+  // Whether it switched on or off since the last call: the shards then follow (MoveShards).
+  bool TakeSwitched() {
+    return switched_.load(std::memory_order_relaxed) &&
+           switched_.exchange(false, std::memory_order_acq_rel);
+  }
+  void AddArenaBytes(size_t n) {
+    if (arena_bytes_.fetch_add(n, std::memory_order_relaxed) + n >= kStartBytes && !active()) {
+      Switch(true);
+    }
+  }
+  void SubArenaBytes(size_t n) { arena_bytes_.fetch_sub(n, std::memory_order_relaxed); }
+
+  static size_t Rounded(size_t n) { return (n + 63) & ~size_t{63}; }
+
+  // Rounded(n) bytes at a 64-byte boundary, or nullptr if no region could be mapped.
+  char* Allocate(size_t n) {
+    n = Rounded(n);
+    std::lock_guard lock(mu_);
+    auto fit = free_.begin();
+    while (fit != free_.end() && fit->second < n) ++fit;
+    uintptr_t at;
+    if (fit != free_.end()) {
+      at = fit->first;
+      const size_t bytes = fit->second;
+      free_.erase(fit);
+      if (bytes > n) free_.emplace(at + n, bytes - n);
+    } else {
+      const size_t bytes = (std::max(n, kHugePage) + kHugePage - 1) & ~(kHugePage - 1);
+      char* p = MapHugeAligned(bytes);
+      if (p == nullptr) return nullptr;
+      at = reinterpret_cast<uintptr_t>(p);
+      regions_.emplace(at, Region{bytes, 0});
+      mapped_ += bytes;
+      if (bytes > n) free_.emplace(at + n, bytes - n);
+    }
+    RegionOf(at)->second.used += n;
+    used_ += n;
+    return reinterpret_cast<char*>(at);
+  }
+
+  // p and n as given to (and by) Allocate.
+  void Free(char* p, size_t n) {
+    n = Rounded(n);
+    uintptr_t start = reinterpret_cast<uintptr_t>(p);
+    std::lock_guard lock(mu_);
+    auto region = RegionOf(start);
+    const uintptr_t region_start = region->first, region_end = region_start + region->second.bytes;
+    VARVE_CHECK(start >= region_start && start + n <= region_end && region->second.used >= n);
+    region->second.used -= n;
+    used_ -= n;
+    if (active() && mapped_ - used_ > std::max(used_, kHugePage) &&
+        arena_bytes_.load(std::memory_order_relaxed) < kStartBytes) {
+      Switch(false);
+    }
+    if (region->second.used == 0) {  // what is left of it is free ranges: give it back
+      free_.erase(free_.lower_bound(region_start), free_.lower_bound(region_end));
+      ::munmap(reinterpret_cast<void*>(region_start), region->second.bytes);
+      mapped_ -= region->second.bytes;
+      regions_.erase(region);
+      return;
+    }
+    uintptr_t end = start + n;
+    auto next = free_.lower_bound(start);
+    if (next != free_.end() && next->first == end && end < region_end) {
+      end += next->second;
+      next = free_.erase(next);
+    }
+    if (next != free_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first >= region_start && prev->first + prev->second == start) {
+        start = prev->first;
+        free_.erase(prev);
+      }
+    }
+    free_.emplace(start, end - start);
+  }
+
+  // Mapped and not handed out: the regions' free ranges (a 2 MiB page is resident whole).
+  size_t FreeBytes() const {
+    std::lock_guard lock(mu_);
+    return mapped_ - used_;
+  }
+
+ private:
+  struct Region {
+    size_t bytes;
+    size_t used;  // bytes handed out
+  };
+
+  void Switch(bool on) {
+    active_.store(on, std::memory_order_relaxed);
+    switched_.store(true, std::memory_order_release);
+  }
+  std::map<uintptr_t, Region>::iterator RegionOf(uintptr_t p) {
+    auto it = regions_.upper_bound(p);
+    VARVE_CHECK(it != regions_.begin());
+    return std::prev(it);
+  }
+
+  mutable std::mutex mu_;
+  std::map<uintptr_t, Region> regions_;  // by start
+  std::map<uintptr_t, size_t> free_;     // free ranges, start -> bytes, none across regions
+  size_t mapped_ = 0;
+  size_t used_ = 0;
+  // Apart from the lock's line: every write reads switched_.
+  alignas(64) std::atomic<bool> active_{false};
+  std::atomic<bool> switched_{false};
+  std::atomic<size_t> arena_bytes_{0};  // every shard's Arena::allocated_bytes()
+};
+
 // Bump allocator with chunks growing from 4 KiB to 1 MiB by a sixteenth of what is held (so at
 // most ~6% sits unused in the last chunk); a larger item gets a chunk of its own. A chunk takes
 // all that the allocator handed out (its size classes are up to 25% apart). Every allocation
 // ends in kTailPad spare bytes: an item's last field is read with a 4-byte load.
 // A reference is ((chunk << 20) | offset) + 1, so 0 means none.
+// Chunks come from malloc, or from the index's HugeHeap while it is active; Move takes them
+// from one to the other (a reference names a chunk and an offset: it stays valid).
 class Arena {
  public:
   static constexpr size_t kOffsetBits = 20;
   static constexpr size_t kMaxChunkBytes = size_t{1} << kOffsetBits;
   static constexpr size_t kMaxChunks = 4094;
   static constexpr size_t kTailPad = 3;
+
+  Arena() = default;
+  explicit Arena(HugeHeap* heap) : heap_(heap), in_heap_(heap != nullptr && heap->active()) {}
+  ~Arena() {
+    for (const Block& b : blocks_) FreeBlock(b);
+    Uncount(allocated_bytes_);  // external memory
+  }
+  Arena(Arena&& o) noexcept { Swap(o); }
+  Arena& operator=(Arena&& o) noexcept {
+    Arena old(std::move(*this));
+    Swap(o);
+    return *this;
+  }
 
   uint32_t Allocate(size_t n, char** out) {
     if (n + kTailPad > kMaxChunkBytes) {
@@ -145,7 +328,7 @@ class Arena {
     }
     load_next_ = external;
     in_external_ = true;
-    allocated_bytes_ += total_used + kTailPad;
+    Count(total_used + kTailPad);
   }
   // Some chunks lie in the caller's memory.
   bool in_external() const { return in_external_; }
@@ -153,7 +336,24 @@ class Arena {
     char* p = load_next_;
     load_next_ += used;
     AddChunk(p, used, used);
+    ++loaded_chunks_;
     return p;
+  }
+
+  // New chunks from the heap (to_heap) or malloc, and the chunks there now copied over (not
+  // those in external memory, a loaded checkpoint's block, which has huge pages from 4 MiB on).
+  // Pointers into the chunks are stale after it.
+  void Move(bool to_heap) {
+    if (heap_ == nullptr || in_heap_ == to_heap) return;
+    in_heap_ = to_heap;
+    std::vector<Block> old;
+    old.swap(blocks_);
+    for (size_t c = in_external_ ? loaded_chunks_ : 0; c < chunks_.size(); ++c) {
+      char* p = NewBlock(size_t{chunk_bytes_[c]} + kTailPad);
+      std::memcpy(p, chunks_[c], chunk_used_[c]);
+      chunks_[c] = p;
+    }
+    for (const Block& b : old) FreeBlock(b);
   }
 
   char* At(uint32_t ref) const {
@@ -165,19 +365,25 @@ class Arena {
   size_t used_bytes() const { return used_bytes_; }
 
  private:
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
+  struct Block {
+    char* p;
+    size_t bytes;
+    bool in_heap;
   };
 
   // Holds n bytes or more (*got: how many the allocator handed out, for the caller to use).
   char* NewBlock(size_t n, size_t* got = nullptr) {
-    char* p = static_cast<char*>(std::malloc(n));
-    VARVE_CHECK(p != nullptr);
-    blocks_.emplace_back(p);
-    size_t usable = std::max(n, malloc_usable_size(p));
-    allocated_bytes_ += usable;
-    if (got != nullptr) *got = usable;
-    return p;
+    Block b{in_heap_ ? heap_->Allocate(n) : nullptr, HugeHeap::Rounded(n), true};
+    if (b.p == nullptr) {  // malloc, or the heap could map no region
+      b.p = static_cast<char*>(std::malloc(n));
+      VARVE_CHECK(b.p != nullptr);
+      b.bytes = std::max(n, malloc_usable_size(b.p));
+      b.in_heap = false;
+    }
+    blocks_.push_back(b);
+    Count(b.bytes);
+    if (got != nullptr) *got = b.bytes;
+    return b.p;
   }
   void AddChunk(char* p, size_t bytes, size_t used) {
     VARVE_CHECK(chunks_.size() < kMaxChunks);
@@ -191,13 +397,41 @@ class Arena {
   static uint32_t Ref(size_t chunk, size_t off) {
     return static_cast<uint32_t>((chunk << kOffsetBits) | off) + 1;
   }
+  void Count(size_t n) {
+    allocated_bytes_ += n;
+    if (heap_ != nullptr) heap_->AddArenaBytes(n);
+  }
+  void Uncount(size_t n) {
+    allocated_bytes_ -= n;
+    if (heap_ != nullptr) heap_->SubArenaBytes(n);
+  }
+  void FreeBlock(const Block& b) {
+    if (b.in_heap) {
+      heap_->Free(b.p, b.bytes);
+    } else {
+      std::free(b.p);
+    }
+    Uncount(b.bytes);
+  }
+  void Swap(Arena& o) {
+    auto fields = [](Arena& a) {
+      return std::tie(a.heap_, a.in_heap_, a.blocks_, a.chunks_, a.chunk_bytes_, a.chunk_used_,
+                      a.load_next_, a.in_external_, a.loaded_chunks_, a.last_chunk_bytes_,
+                      a.used_in_last_, a.allocated_bytes_, a.used_bytes_);
+    };
+    auto mine = fields(*this), theirs = fields(o);
+    mine.swap(theirs);
+  }
 
-  std::vector<std::unique_ptr<char, Free>> blocks_;  // what the chunks lie in
+  HugeHeap* heap_ = nullptr;   // the index's, shared by the shards
+  bool in_heap_ = false;       // new chunks come from heap_
+  std::vector<Block> blocks_;  // what the chunks lie in (not external memory)
   std::vector<char*> chunks_;
   std::vector<uint32_t> chunk_bytes_;  // room of each chunk (an item is under 4 GiB)
   std::vector<uint32_t> chunk_used_;   // bytes handed out of each chunk
   char* load_next_ = nullptr;
   bool in_external_ = false;
+  size_t loaded_chunks_ = 0;  // the first chunks, from ReserveLoad
   size_t last_chunk_bytes_ = 0;
   size_t used_in_last_ = 0;
   size_t allocated_bytes_ = 0;
@@ -309,21 +543,11 @@ class LoadBlock {
   }
 
  private:
-  static constexpr size_t kHugePage = size_t{2} << 20;
-
   // A mapping of its own that starts on a 2 MiB boundary (see AdviseHuge).
   bool MapAligned() {
     const size_t length = (size_ + 4095) & ~size_t{4095};
-    void* p = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return false;
-    const uintptr_t start = reinterpret_cast<uintptr_t>(p);
-    const uintptr_t aligned = (start + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
-    if (aligned > start) ::munmap(p, aligned - start);
-    const uintptr_t end = start + length + kHugePage;
-    if (end > aligned + length)
-      ::munmap(reinterpret_cast<void*>(aligned + length), end - aligned - length);
-    base_ = reinterpret_cast<char*>(aligned);
+    base_ = MapHugeAligned(length, /*advise=*/false);
+    if (base_ == nullptr) return false;
     mapped_ = length;
     return true;
   }
@@ -334,11 +558,15 @@ class LoadBlock {
   std::atomic<size_t> used_{0};
 };
 
-// A table is the shard's own, or lies in a LoadBlock.
+// A table is the shard's own (from new or the HugeHeap), or lies in a LoadBlock.
 struct TableFree {
-  bool owned = true;
+  enum class From : uint8_t { kNew, kHeap, kLoadBlock };
+  From from = From::kNew;
+  HugeHeap* heap = nullptr;  // kHeap: where it goes back, and its size
+  size_t bytes = 0;
   void operator()(Group* g) const {
-    if (owned) delete[] g;
+    if (from == From::kNew) delete[] g;
+    if (from == From::kHeap) heap->Free(reinterpret_cast<char*>(g), bytes);
   }
 };
 using Table = std::unique_ptr<Group[], TableFree>;
@@ -355,6 +583,8 @@ struct alignas(64) Shard {
   uint64_t erased = 0;                       // slots marked kErased
   uint64_t dead_bytes = 0;                   // arena bytes of removed items
   Arena arena;
+  HugeHeap* heap = nullptr;        // the index's, for chunks (and whether tables use regions)
+  HugeHeap* table_heap = nullptr;  // the index's, for tables
   // Lock-free copies for Prefetch only: a stale value just prefetches a useless line.
   std::atomic<Group*> prefetch_table{nullptr};
   std::atomic<uint64_t*> prefetch_seqs{nullptr};
@@ -367,8 +597,20 @@ struct alignas(64) Shard {
   bool Full(uint64_t i) const { return (Ctrl(i) & 0x80) == 0; }
   char* ItemAt(uint64_t i) const { return arena.At(Ref(i)); }
 
-  static Table NewTable(uint64_t groups) {
-    Table t(new Group[groups]);
+  // Uninitialized; from the heap once it is active.
+  Table AllocTable(uint64_t n) const {
+    const size_t bytes = n * sizeof(Group);
+    if (heap != nullptr && heap->active()) {
+      if (char* p = table_heap->Allocate(bytes)) {
+        return Table(reinterpret_cast<Group*>(p),
+                     TableFree{TableFree::From::kHeap, table_heap, bytes});
+      }
+    }
+    return Table(new Group[n]);
+  }
+
+  Table NewTable(uint64_t groups) const {
+    Table t = AllocTable(groups);
     for (uint64_t g = 0; g < groups; ++g) {
       std::memset(t[g].ctrl, kEmpty, kGroupSlots);
       std::memset(t[g].ctrl + kGroupSlots, 0xff, sizeof(t[g].ctrl) - kGroupSlots);
@@ -443,7 +685,24 @@ struct alignas(64) Shard {
   }
 
   void DropLoadBlockIfUnused() {
-    if (load_block && table.get_deleter().owned && !arena.in_external()) load_block.reset();
+    if (load_block && table.get_deleter().from != TableFree::From::kLoadBlock &&
+        !arena.in_external()) {
+      load_block.reset();
+    }
+  }
+
+  // After the heap switched on or off: the table and the arena's chunks move to or from it.
+  // Pointers into them are stale after it.
+  void FollowHeap() {
+    const bool on = heap->active();
+    arena.Move(on);
+    const TableFree::From from = table.get_deleter().from;
+    if (table && from != TableFree::From::kLoadBlock && (from == TableFree::From::kHeap) != on) {
+      Table moved = AllocTable(groups);
+      std::memcpy(static_cast<void*>(moved.get()), table.get(), groups * sizeof(Group));
+      table = std::move(moved);
+      prefetch_table.store(table.get(), std::memory_order_relaxed);
+    }
   }
 
   // Ensures room for one more item; may move slots, so call before Find for an insert.
@@ -518,7 +777,7 @@ struct alignas(64) Shard {
   }
 
   void CompactArena() {
-    Arena fresh;
+    Arena fresh(heap);
     for (uint64_t i = 0; i < capacity(); ++i) {
       if (!Full(i)) continue;
       const char* old = ItemAt(i);
@@ -573,7 +832,7 @@ struct alignas(64) Shard {
     if (!s.ok()) {
       table.reset();
       groups = count = erased = dead_bytes = 0;
-      arena = Arena();
+      arena = Arena(heap);
       load_block.reset();
     }
     published_count.store(count, std::memory_order_relaxed);
@@ -620,10 +879,10 @@ struct alignas(64) Shard {
       mem = block->Take(table_bytes + arena_bytes + Arena::kTailPad);
     }
     if (mem != nullptr) {
-      table = Table(reinterpret_cast<Group*>(mem), TableFree{false});
+      table = Table(reinterpret_cast<Group*>(mem), TableFree{TableFree::From::kLoadBlock});
       load_block = block;
     } else {
-      table = n_groups == 0 ? nullptr : Table(new Group[n_groups]);
+      table = n_groups == 0 ? nullptr : AllocTable(n_groups);
     }
     groups = n_groups;
     if (n_groups != 0) {
@@ -665,7 +924,13 @@ struct alignas(64) Shard {
 
 class HashIndex final : public Index {
  public:
-  HashIndex() : shards_(new Shard[kShards]) {}
+  HashIndex() : shards_(new Shard[kShards]) {
+    for (size_t i = 0; i < kShards; ++i) {
+      shards_[i].heap = &heap_;
+      shards_[i].table_heap = &table_heap_;
+      shards_[i].arena = Arena(&heap_);
+    }
+  }
 
   bool Get(std::string_view key, IndexEntry* out) const override {
     uint64_t h = HashKey(key);
@@ -707,6 +972,7 @@ class HashIndex final : public Index {
   bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     return PutLocked(s, key, h, entry, old);
   }
@@ -729,6 +995,7 @@ class HashIndex final : public Index {
                   bool* replaced) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     return PutIfNewerLocked(s, key, h, entry, seq, old, replaced);
   }
@@ -803,6 +1070,7 @@ class HashIndex final : public Index {
   bool Remove(std::string_view key, IndexEntry* old) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
@@ -817,6 +1085,7 @@ class HashIndex final : public Index {
                  const IndexEntry& entry) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
@@ -829,6 +1098,7 @@ class HashIndex final : public Index {
   bool RemoveIf(std::string_view key, const IndexEntry& expected) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     if (s.count == 0) return false;
     bool found;
@@ -847,7 +1117,7 @@ class HashIndex final : public Index {
   }
 
   uint64_t MemoryBytes() const override {
-    uint64_t total = sizeof(Shard) * kShards;
+    uint64_t total = sizeof(Shard) * kShards + heap_.FreeBytes() + table_heap_.FreeBytes();
     for (size_t i = 0; i < kShards; ++i) {
       const Shard& s = shards_[i];
       std::shared_lock lock(s.mu);
@@ -901,7 +1171,7 @@ class HashIndex final : public Index {
       if (s.count == 0) {  // nothing to keep (a store with few keys leaves most shards empty)
         s.table.reset();
         s.groups = s.erased = s.dead_bytes = 0;
-        s.arena = Arena();
+        s.arena = Arena(&heap_);
         s.load_block.reset();
         s.prefetch_table.store(nullptr, std::memory_order_relaxed);
         s.prefetch_groups.store(0, std::memory_order_relaxed);
@@ -976,6 +1246,27 @@ class HashIndex final : public Index {
   }
 
  private:
+  // After a write: if the heap switched on or off, every shard moves its memory to or from it
+  // (one write pays for the copies, once; the heap switches rarely).
+  void MoveShards() {
+    while (heap_.TakeSwitched()) {
+      for (size_t i = 0; i < kShards; ++i) {
+        Shard& s = shards_[i];
+        std::unique_lock lock(s.mu);
+        s.FollowHeap();
+      }
+    }
+  }
+  // Declared before a shard's lock, so that it runs after the lock is released.
+  struct ShardsFollowHeap {
+    HashIndex* index;
+    ~ShardsFollowHeap() { index->MoveShards(); }
+  };
+
+  // Before the shards, which give their memory back to them. The tables have regions of their
+  // own: a table freed as it grows leaves a hole that chunks, which live long, would pin.
+  HugeHeap heap_;
+  HugeHeap table_heap_;
   std::unique_ptr<Shard[]> shards_;
   std::shared_ptr<LoadBlock> load_block_;  // while a checkpoint loads
   std::atomic<uint32_t> parts_loaded_{0};

@@ -1132,5 +1132,142 @@ TEST(HashIndexCheckpointPartTest, DamagedPartIsRefusedAndLeftEmpty) {
   EXPECT_EQ(loaded->Size(), DecodeFixed64(parts[p].data() + 8));
 }
 
+// An index past 32 MiB of items (HugeHeap::kStartBytes) moves its tables and arena chunks to
+// huge-page regions shared by the shards: items stay reachable through the move, overwrites that
+// move items, removals (arena rewrites), growth, a checkpoint and its load; and rounds of filling
+// and emptying it reuse the regions instead of adding to them.
+TEST(HashIndexHugeRegionsTest, LargeIndexBuiltByPuts) {
+  std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
+  std::map<std::string, IndexEntry> model;
+  IndexEntry old;
+  const std::string pad(1000, 'p');
+  auto key = [&](int round, int i) {
+    return std::to_string(round) + "-" + std::to_string(i) + pad;
+  };
+  auto put = [&](const std::string& k, IndexEntry e) {
+    index->Put(k, e, &old);
+    model[k] = e;
+  };
+  auto check = [&](const Index& ix, const std::map<std::string, IndexEntry>& m) {
+    ASSERT_EQ(ix.Size(), m.size());
+    for (const auto& [k, want] : m) {
+      IndexEntry got;
+      ASSERT_TRUE(ix.Get(k, &got)) << k.substr(0, 12);
+      ASSERT_ENTRY_EQ(got, want);
+    }
+  };
+  constexpr int kKeys = 40000;  // ~40 MiB of items
+  for (int i = 0; i < kKeys; ++i) put(key(0, i), Entry(1, static_cast<uint32_t>(i), 100));
+  ASSERT_NO_FATAL_FAILURE(check(*index, model));
+  // Wider fields: the items move to new arena space.
+  for (int i = 0; i < kKeys; i += 3) put(key(0, i), Entry(70000, 0xfffffff0u, 1u << 30));
+  for (int i = 1; i < kKeys; i += 3) {
+    ASSERT_TRUE(index->Remove(key(0, i), &old));
+    model.erase(key(0, i));
+  }
+  ASSERT_NO_FATAL_FAILURE(check(*index, model));
+
+  index->PrepareCheckpoint();
+  std::vector<std::string> parts = SaveParts(*index);
+  for (bool one_block : {false, true}) {
+    std::unique_ptr<Index> loaded = Index::Create(IndexKind::kHash);
+    if (one_block) {
+      uint64_t total = 0;
+      for (const std::string& part : parts) total += part.size();
+      loaded->StartCheckpointLoad(total);
+    }
+    for (uint32_t p = 0; p < parts.size(); ++p) {
+      Status st = LoadPart(loaded.get(), p, parts[p]);
+      ASSERT_TRUE(st.ok()) << p << ": " << st.ToString();
+    }
+    ASSERT_NO_FATAL_FAILURE(check(*loaded, model));
+    // New keys after the load, past the threshold again; then this index saved and loaded.
+    std::map<std::string, IndexEntry> loaded_model = model;
+    for (int i = 0; i < kKeys * 3 / 4; ++i) {
+      loaded->Put(key(9, i), Entry(2, static_cast<uint32_t>(i), 7), &old);
+      loaded_model[key(9, i)] = Entry(2, static_cast<uint32_t>(i), 7);
+    }
+    loaded->PrepareCheckpoint();
+    std::vector<std::string> again = SaveParts(*loaded);
+    std::unique_ptr<Index> reloaded = Index::Create(IndexKind::kHash);
+    for (uint32_t p = 0; p < again.size(); ++p) {
+      ASSERT_TRUE(LoadPart(reloaded.get(), p, again[p]).ok());
+    }
+    ASSERT_NO_FATAL_FAILURE(check(*loaded, loaded_model));
+    ASSERT_NO_FATAL_FAILURE(check(*reloaded, loaded_model));
+  }
+  ASSERT_NO_FATAL_FAILURE(check(*index, model));
+
+  // Rounds of filling and emptying: the memory after each fill stays near the first round's.
+  for (const auto& [k, e] : std::map<std::string, IndexEntry>(model)) {
+    ASSERT_TRUE(index->Remove(k, &old));
+    model.erase(k);
+  }
+  uint64_t first_fill = 0;
+  for (int round = 1; round <= 4; ++round) {
+    for (int i = 0; i < kKeys; ++i) put(key(round, i), Entry(3, static_cast<uint32_t>(i), 9));
+    const uint64_t filled = index->MemoryBytes();
+    if (round == 1) first_fill = filled;
+    EXPECT_LT(filled, first_fill + first_fill / 4) << "round " << round;
+    ASSERT_NO_FATAL_FAILURE(check(*index, model));
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(index->Remove(key(round, i), &old));
+      model.erase(key(round, i));
+    }
+    EXPECT_LT(index->MemoryBytes(), filled / 2) << "round " << round;
+  }
+}
+
+// Writers on disjoint keys cross the threshold both ways (the heap switches on, then off as they
+// remove 3/4 of what they put) while a reader looks keys up: every shard moves under its own
+// lock.
+TEST(HashIndexHugeRegionsTest, SwitchesWhileWritersAndReadersRun) {
+  std::unique_ptr<Index> index = Index::Create(IndexKind::kHash);
+  constexpr int kWriters = 4;
+  constexpr int kKeysPerWriter = 10000;  // 4 x 10000 x ~1 KB: past 32 MiB of items
+  const std::string pad(1000, 'q');
+  auto key = [&](int w, int i) { return std::to_string(w) + "-" + std::to_string(i) + pad; };
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      IndexEntry old;
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        index->Put(key(w, i), Entry(static_cast<uint32_t>(w), static_cast<uint32_t>(i), 1), &old);
+      }
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        IndexEntry e;
+        if (!index->Get(key(w, i), &e) || e.offset != static_cast<uint32_t>(i)) ++wrong;
+      }
+      for (int i = 0; i < kKeysPerWriter; ++i) {
+        if (i % 4 != 0 && !index->Remove(key(w, i), &old)) ++wrong;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    std::mt19937 rng(3);
+    while (!done.load()) {
+      int w = static_cast<int>(rng() % kWriters), i = static_cast<int>(rng() % kKeysPerWriter);
+      IndexEntry e;
+      if (index->Get(key(w, i), &e) &&
+          (e.segment != static_cast<uint32_t>(w) || e.offset != static_cast<uint32_t>(i))) {
+        ++wrong;
+      }
+    }
+  });
+  for (int w = 0; w < kWriters; ++w) threads[w].join();
+  done = true;
+  threads.back().join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(index->Size(), static_cast<uint64_t>(kWriters * kKeysPerWriter / 4));
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 0; i < kKeysPerWriter; ++i) {
+      IndexEntry e;
+      ASSERT_EQ(index->Get(key(w, i), &e), i % 4 == 0) << w << " " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace varve
