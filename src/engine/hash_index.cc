@@ -1022,6 +1022,7 @@ class HashIndex final : public Index {
     // than the caches and these loads are what the load waits on.
     constexpr uint32_t kAhead = 16;
     for (uint32_t j = 0; j < std::min<size_t>(kAhead, n); ++j) PrefetchHash(hashes[order[j]]);
+    ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock<RWMutex> lock;
     size_t locked = kShards;
     for (uint32_t j = 0; j < n; ++j) {
