@@ -104,9 +104,8 @@ Status MergeTables(const std::vector<std::shared_ptr<TableReader>>& inputs,
       table::RecordView last;
       const Cursor* next = others_min();
       if (block.Record(block.count - 1, &last) && (next == nullptr || last.key < next->key)) {
-        VARVE_ASSIGN_OR_RETURN(std::string_view stored, top.blocks->StoredBlock());
         VARVE_ASSIGN_OR_RETURN(bool copied,
-                               blocks_out->AddBlock(block, stored, options.keep_tombstones));
+                               blocks_out->AddBlock(top.blocks, options.keep_tombstones));
         if (copied) {
           top.blocks->NextBlock();
           VARVE_RETURN_IF_ERROR(top_moved());
