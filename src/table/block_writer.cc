@@ -74,14 +74,16 @@ void BlockWriter::Encode(Batch* b) const {
       return direct_slots_ ? DirectSlotLocation(batch_offset + in_block)
                            : SlotLocation(i, in_block);
     };
-    if (b->copied[i]) {
+    const bool raw_form = !b->copied[i] || b->raw[end - 5] == 0;  // (compression none)
+    if (!raw_form) {
       for (uint32_t r = 0; r < count; ++r, e += 16) {
         const auto& [hash, in_block] = b->copied_hashes[copied_at++];
         EncodeFixed64(e, hash);
         EncodeFixed64(e + 8, location(in_block));
       }
     } else {
-      // A raw block the builder wrote (well formed): records, u32 offsets[count], u32 count.
+      // A raw block (the builder's, or a checked copy of another table's, then with its
+      // trailer): records, u32 offsets[count], u32 count.
       const char* raw = b->raw.data() + block_begin;
       const char* offsets = b->raw.data() + end - kBlockTrailerSize - 4 - 4ull * count;
       for (uint32_t r = 0; r < count; ++r, e += 16) {

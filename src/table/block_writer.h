@@ -46,8 +46,8 @@ class BlockWriter {
     std::vector<Piece> pieces;
     std::vector<TableCompression> used;  // compression of each stored block
     std::vector<uint32_t> records;       // records in each block
-    // Hash and offset in its raw block of every record of the copied blocks (their keys are
-    // not in raw when compressed), in order.
+    // Hash and offset in its raw block of every record of the copied compressed blocks (their
+    // keys are not in raw), in order.
     std::vector<std::pair<uint64_t, uint32_t>> copied_hashes;
     // Hash spill entries of every record (hash u64, location u64), the locations relative to
     // the batch (block 0 at file offset 0) until Write adds where the batch lands.

@@ -193,8 +193,9 @@ class TableBuilderImpl final : public TableBuilderInternal {
         blocks_ + (offsets_.empty() ? 0 : 1) >= kMaxBlocks) {
       return false;
     }
-    // One pass over the records: their hashes (the block writer cannot hash the keys of a
-    // compressed block) and counts.
+    // One pass over the records: their counts, and (the block writer cannot hash the keys of a
+    // compressed block) their hashes.
+    const bool compressed = block.compression != TableCompression::kNone;
     uint64_t hashes[kMaxRecordsPerBlock];
     uint64_t tombstones = 0, key_bytes = 0, value_bytes = 0;
     RecordView r;
@@ -202,7 +203,7 @@ class TableBuilderImpl final : public TableBuilderInternal {
       if (!block.Record(i, &r)) return Status::Corruption("table builder: damaged block copied");
       if (r.tombstone && !allow_tombstones) return false;
       if (i == 0 && entries_ > 0 && r.key <= std::string_view(last_key_)) return false;
-      hashes[i] = HashKey(r.key);
+      if (compressed) hashes[i] = HashKey(r.key);
       tombstones += r.tombstone;
       key_bytes += r.key.size();
       value_bytes += r.value.size();
@@ -214,7 +215,7 @@ class TableBuilderImpl final : public TableBuilderInternal {
     if (direct_ && block_offset_ + block.stored_size > kMaxDirectOffset) return false;
     BlockWriter::Batch* b = blocks_writer_->current();
     VARVE_RETURN_IF_ERROR(it->AppendStoredBlock(&b->raw));  // appends nothing on failure
-    for (uint32_t i = 0; i < block.count; ++i) {
+    for (uint32_t i = 0; compressed && i < block.count; ++i) {
       b->copied_hashes.emplace_back(hashes[i],
                                     DecodeFixed32(block.raw.data() + block.records_end + 4ull * i));
     }

@@ -4,6 +4,7 @@
 // input's current key, the block is copied as stored (no re-compression, no per-record heap
 // work); the builder still indexes each of its keys.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -25,10 +26,10 @@ struct Cursor {
   bool Refresh() {
     if (!it->Valid()) return false;
     key = it->key();
-    unsigned char b[8] = {};
-    std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
-    prefix = 0;
-    for (unsigned char c : b) prefix = prefix << 8 | c;
+    uint64_t v = 0;
+    std::memcpy(&v, key.data(), std::min<size_t>(8, key.size()));
+    // Big-endian, so that it compares as the bytes do.
+    prefix = std::endian::native == std::endian::little ? __builtin_bswap64(v) : v;
     return true;
   }
 };
