@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-merge", no_merge, "No merges");
   app.add_flag("--merge-variants", merge_variants,
                "Also merge with the block writer on the calling thread, with 2 writer threads, "
-               "and with buffered writes");
+               "with buffered writes, and without the read-ahead checksum check");
   CLI11_PARSE(app, argc, argv);
   if (build_rounds < 1 || merge_rounds < 1) Die("rounds must be >= 1");
   std::filesystem::create_directories(dir);
@@ -398,13 +398,15 @@ int main(int argc, char** argv) {
   struct Variant {
     const char* name;
     std::optional<int> writer_threads;
-    bool direct_writes;
+    bool direct_writes = true;
+    bool verify_ahead = true;
   };
-  std::vector<Variant> variants = {{"", std::nullopt, true}};
+  std::vector<Variant> variants = {{""}};
   if (merge_variants) {
-    variants.push_back({", writer threads 0", 0, true});
-    variants.push_back({", writer threads 2", 2, true});
+    variants.push_back({", writer threads 0", 0});
+    variants.push_back({", writer threads 2", 2});
     variants.push_back({", buffered writes", std::nullopt, false});
+    variants.push_back({", no verify-ahead", std::nullopt, true, false});
   }
   if (!no_merge) {
     std::vector<varve::TableCompression> comps;
@@ -464,6 +466,7 @@ int main(int argc, char** argv) {
           mo.table.compression = set.c;
           if (v.writer_threads) mo.table.writer_threads = *v.writer_threads;
           mo.table.direct_writes = v.direct_writes;
+          mo.verify_ahead = v.verify_ahead;
           MergeResult& r = merges[m++];
           auto start = Clock::now();
           const double cpu_start = CpuSecs();

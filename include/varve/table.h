@@ -147,6 +147,10 @@ struct MergeOptions {
   // Keep tombstones in the output (the output will be layered over older data); when false they
   // are dropped together with the keys they delete. Default: false.
   bool keep_tombstones = false;
+  // Check the inputs' block checksums ahead of the merge on another thread (the merge's reads
+  // then find them checked; damage is still reported by the merge, naming file and offset).
+  // Default: true.
+  bool verify_ahead = true;
 };
 
 // Merges inputs (each sorted) into one table at output_path in one pass and constant memory:

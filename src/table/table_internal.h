@@ -121,6 +121,11 @@ class TableBuilderInternal : public TableBuilder {
   virtual Result<bool> AddBlock(BlockIterator* it, bool allow_tombstones) = 0;
 };
 
+// Checks the checksums of blocks [first, first + n) of a table opened by TableReader (others:
+// nothing to do), as a read of them would, so that later reads find them checked: a merge's
+// read-ahead. Corruption or IOError as a read would report.
+Status VerifyTableBlocks(const TableReader& t, uint64_t first, uint64_t n);
+
 // Decompresses the first want (<= raw_size) bytes of an lz4 block of raw_size bytes into *out
 // (grown to raw_size if smaller). Returns the bytes decoded (fewer than want: the block is
 // damaged), or a negative number if the input is damaged.

@@ -229,6 +229,13 @@ class TableReaderImpl final : public TableReader,
     return Status::Ok();
   }
 
+  // VerifyTableBlocks.
+  Status VerifyBlocks(uint64_t first, uint64_t n) const {
+    const uint64_t end = std::min(props_.blocks, first + std::min(n, props_.blocks));
+    if (first >= end) return Status::Ok();
+    return Guarded([&] { return VerifyRange(BlockOffset(first), BlockOffset(end)); });
+  }
+
   // True if every block overlapping the file bytes [begin, end) (end > begin) was verified.
   bool Verified(uint64_t begin, uint64_t end) const {
     const uint64_t last = (end - 1) >> kVerifyPageShift;
@@ -641,6 +648,12 @@ Status TableReaderImpl::Check() const {
 }
 
 }  // namespace
+
+Status VerifyTableBlocks(const TableReader& t, uint64_t first, uint64_t n) {
+  const auto* impl = dynamic_cast<const TableReaderImpl*>(&t);
+  return impl == nullptr ? Status::Ok() : impl->VerifyBlocks(first, n);
+}
+
 }  // namespace table
 
 Result<std::shared_ptr<TableReader>> TableReader::Open(const std::string& path) {
