@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
         Check(b.status());
         for (uint64_t n = 0; n < keys; ++n) Check((*b)->Add(sorted_keys[n], sorted_values[n]));
         Check((*b)->Finish());
+        b->reset();  // removes its temporary files
         const double complete = Secs(start, Clock::now());
         auto sync_start = Clock::now();
         FsyncFileAndDir(path);
