@@ -182,28 +182,32 @@ void BlockWriter::Run() {
   while (true) {
     work_cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    const uint64_t seq = queue_.front().first;
-    std::unique_ptr<Batch> b = std::move(queue_.front().second);
-    queue_.pop_front();
-    bool ok = status_.ok();
-    l.unlock();
-    if (ok) Encode(b.get());
-    l.lock();
-    done_cv_.wait(l, [&] { return stop_ || next_write_ == seq; });
-    if (stop_) return;
-    if (status_.ok()) {
-      // Only the batch whose turn it is writes, so out_ and sparse_ need no lock.
-      l.unlock();
-      Status s = Write(b.get());
-      l.lock();
-      if (status_.ok()) status_ = s;
-    }
-    ++next_write_;
-    --in_flight_;
-    b->Clear();
-    free_.push_back(std::move(b));
-    done_cv_.notify_all();
+    ProcessFront(l);
   }
+}
+
+void BlockWriter::ProcessFront(std::unique_lock<std::mutex>& l) {
+  const uint64_t seq = queue_.front().first;
+  std::unique_ptr<Batch> b = std::move(queue_.front().second);
+  queue_.pop_front();
+  bool ok = status_.ok();
+  l.unlock();
+  if (ok) Encode(b.get());
+  l.lock();
+  done_cv_.wait(l, [&] { return stop_ || next_write_ == seq; });
+  if (stop_) return;
+  if (status_.ok()) {
+    // Only the batch whose turn it is writes, so out_, sparse_ and hashes_ need no lock.
+    l.unlock();
+    Status s = Write(b.get());
+    l.lock();
+    if (status_.ok()) status_ = s;
+  }
+  ++next_write_;
+  --in_flight_;
+  b->Clear();
+  free_.push_back(std::move(b));
+  done_cv_.notify_all();
 }
 
 Status BlockWriter::Submit() {
@@ -220,7 +224,15 @@ Status BlockWriter::Submit() {
     return status_;
   }
   std::unique_lock<std::mutex> l(mu_);
-  done_cv_.wait(l, [&] { return in_flight_ < max_in_flight_; });
+  while (in_flight_ >= max_in_flight_) {
+    if (queue_.empty()) {
+      done_cv_.wait(l);
+    } else {
+      // The workers are behind: encode and write the oldest batch none has taken, rather
+      // than wait (the file is the same, the caller's core is not left idle).
+      ProcessFront(l);
+    }
+  }
   if (!status_.ok()) return status_;
   queue_.emplace_back(next_seq_++, std::move(current_));
   ++in_flight_;

@@ -5,7 +5,9 @@
 // fills the next blocks.
 // Blocks are handed over in batches (about kBatchBytes of raw blocks each), written in the order
 // they were submitted, and at most 2 * threads + 1 batches are in flight, so memory stays
-// bounded. The first error (of any batch) is kept and returned by every later Submit and Finish.
+// bounded; a Submit that finds that many in flight encodes and writes a queued batch itself
+// rather than wait. The first error (of any batch) is kept and returned by every later Submit and
+// Finish.
 #pragma once
 
 #include <condition_variable>
@@ -78,6 +80,9 @@ class BlockWriter {
   void Encode(Batch* b) const;
   Status Write(Batch* b);
   void Run();
+  // Takes the oldest queued batch, encodes it, waits for its turn and writes it. Requires mu_
+  // (held by l; released while encoding and writing).
+  void ProcessFront(std::unique_lock<std::mutex>& l);
   std::unique_ptr<Batch> NewBatch();  // a recycled one if any; requires mu_
 
   const TableCompression compression_;
