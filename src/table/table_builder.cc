@@ -4,6 +4,7 @@
 // (docs/format.md, "Table file", format 2: with compression none the hash slots hold records'
 // file offsets).
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -389,6 +390,7 @@ class TableBuilderImpl final : public TableBuilderInternal {
     std::string chunk;                                   // spill entries read
     std::vector<std::pair<uint64_t, uint64_t>> entries;  // (home slot - begin, slot)
     std::vector<std::pair<uint64_t, uint64_t>> ordered;  // the same in home-slot order
+    std::vector<uint16_t> bucket_of;                     // of each entry (counting sort)
     // Probes from rel (in slots) onwards; past the partition's end the entry is carried.
     auto put = [&](uint64_t rel, uint64_t slot) {
       while (rel < slots.size() && slots[rel] != 0) ++rel;
@@ -428,6 +430,7 @@ class TableBuilderImpl final : public TableBuilderInternal {
         chunk.resize(n * 16);
         VARVE_RETURN_IF_ERROR(r->Read(n * 16, chunk.data()));
         entries.resize(n);
+        bucket_of.resize(n);
         ordered.resize(n);
         // Each thread decodes and counts a contiguous part of the chunk, then scatters it after
         // the parts before it (so the order within a bucket is the chunk's order).
@@ -440,7 +443,8 @@ class TableBuilderImpl final : public TableBuilderInternal {
             const uint64_t h = DecodeFixed64(chunk.data() + 16 * i);
             const uint64_t rel = HomeSlot(h, home_slots) - begin;
             entries[i] = {rel, DecodeFixed64(chunk.data() + 16 * i + 8) | Fingerprint(h)};
-            ++c[(rel * kFillBuckets) / span];
+            bucket_of[i] = static_cast<uint16_t>((rel * kFillBuckets) / span);
+            ++c[bucket_of[i]];
           }
         });
         std::vector<uint64_t> bucket_end(kFillBuckets);  // after the scatter
@@ -456,7 +460,7 @@ class TableBuilderImpl final : public TableBuilderInternal {
         ParallelFor(sort_threads, sort_threads, [&](uint64_t t) {
           std::vector<uint64_t>& c = counts[t];
           for (uint64_t i = part(t); i < part(t + 1); ++i) {
-            ordered[c[(entries[i].first * kFillBuckets) / span]++] = entries[i];
+            ordered[c[bucket_of[i]]++] = entries[i];
           }
         });
         ParallelFor(threads, stripes, [&](uint64_t k) {
@@ -487,30 +491,32 @@ class TableBuilderImpl final : public TableBuilderInternal {
     return written;
   }
 
-  // Spill entries placed per chunk in the hash index build (48 bytes each: read, decoded,
-  // ordered; 12 MiB on top of hash_memory_bytes), and the buckets of its counting sort.
+  // Spill entries placed per chunk in the hash index build (50 bytes each: read, decoded,
+  // bucket, ordered; 12.5 MiB on top of hash_memory_bytes), and the buckets of its counting sort.
   static constexpr uint64_t kFillChunk = 1 << 18;
   static constexpr uint64_t kFillBuckets = 1 << 12;
+  static_assert(kFillBuckets <= 1 << 16, "bucket numbers are u16");
   // Stripes of a partition filled in parallel: a power of two up to kMaxStripes (dividing
   // kFillBuckets), each of at least kMinStripeSlots slots (smaller partitions have one). Chunks
   // of fewer entries than kMinStripeSlots are sorted on one thread.
   static constexpr uint64_t kMaxStripes = 64;
   static constexpr uint64_t kMinStripeSlots = 1 << 16;
 
-  Status WriteSlots(const std::vector<uint64_t>& slots, XxhState* xs) {
-    std::string buf;
-    buf.reserve(64 << 10);
-    for (uint64_t s : slots) {
-      PutFixed64(&buf, s);
-      if (buf.size() >= (64 << 10)) {
-        xs->Update(buf);
-        VARVE_RETURN_IF_ERROR(out_->Append(buf));
-        buf.clear();
-      }
+  Status WriteSlots(std::vector<uint64_t>& slots, XxhState* xs) {
+    // Little-endian u64s: in place (converted first on a big-endian host).
+    if constexpr (std::endian::native != std::endian::little) {
+      for (uint64_t& s : slots) s = __builtin_bswap64(s);
     }
-    xs->Update(buf);
-    return out_->Append(buf);
+    const char* p = reinterpret_cast<const char*>(slots.data());
+    const size_t n = slots.size() * kSlotSize;
+    for (size_t at = 0; at < n; at += kSlotsWriteBytes) {
+      const std::string_view piece(p + at, std::min(kSlotsWriteBytes, n - at));
+      xs->Update(piece);
+      VARVE_RETURN_IF_ERROR(out_->Append(piece));
+    }
+    return Status::Ok();
   }
+  static constexpr size_t kSlotsWriteBytes = 1 << 20;
 
   uint64_t NumEntries() const override { return entries_; }
 

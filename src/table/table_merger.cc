@@ -161,6 +161,7 @@ Status MergeTables(const std::vector<std::shared_ptr<TableReader>>& inputs,
       }
     }
     key.assign(top.key);
+    const uint64_t prefix = top.prefix;
     if (!top.it->is_tombstone()) {
       VARVE_RETURN_IF_ERROR(builder->Add(key, top.it->value()));
     } else if (options.keep_tombstones) {
@@ -170,7 +171,7 @@ Status MergeTables(const std::vector<std::shared_ptr<TableReader>>& inputs,
     do {
       cursors[heap[0]].it->Next();
       VARVE_RETURN_IF_ERROR(top_moved());
-    } while (!heap.empty() && cursors[heap[0]].key == key);
+    } while (!heap.empty() && cursors[heap[0]].prefix == prefix && cursors[heap[0]].key == key);
   }
   return builder->Finish();
 }
