@@ -149,8 +149,9 @@ struct MergeOptions {
   bool keep_tombstones = false;
   // Check the inputs' block checksums ahead of the merge on another thread (the merge's reads
   // then find them checked; damage is still reported by the merge, naming file and offset).
-  // Default: true.
-  bool verify_ahead = true;
+  // Off by default: measured, it did not take work off the merge thread (the block copy then
+  // takes the cache misses the check took; bench/RESULTS.md, issue 7 run 5). Default: false.
+  bool verify_ahead = false;
 };
 
 // Merges inputs (each sorted) into one table at output_path in one pass and constant memory:
