@@ -44,9 +44,11 @@ struct TableOptions {
   // temporary file beside the output. Default: 64 MiB.
   uint64_t hash_memory_bytes = 64ull << 20;
   // Threads that compress, checksum and write the data blocks while Add fills the next ones, in
-  // batches of about 256 KiB (at most 2 * writer_threads + 1 batches in memory); 0 = on the
-  // thread calling Add. Default: 1.
-  int writer_threads = 1;
+  // batches of about 256 KiB written in order (at most 2 * writer_threads + 1 batches in
+  // memory); 0 = on the thread calling Add; -1 = one per CPU beyond the caller's, at least 1 and
+  // at most 4. Finish builds the hash index on as many threads plus the caller. The file is the
+  // same, byte for byte, for any number. Range -1 .. 64. Default: -1.
+  int writer_threads = -1;
   // Write the table file with O_DIRECT in aligned 1 MiB chunks where the file system allows it
   // (no copy through the page cache; Env::NewDirectWritableFile). Default: true.
   bool direct_writes = true;
@@ -145,6 +147,11 @@ struct MergeOptions {
   // Keep tombstones in the output (the output will be layered over older data); when false they
   // are dropped together with the keys they delete. Default: false.
   bool keep_tombstones = false;
+  // Check the inputs' block checksums ahead of the merge on another thread (the merge's reads
+  // then find them checked; damage is still reported by the merge, naming file and offset).
+  // Off by default: measured, it did not take work off the merge thread (the block copy then
+  // takes the cache misses the check took; bench/RESULTS.md, issue 7 run 5). Default: false.
+  bool verify_ahead = false;
 };
 
 // Merges inputs (each sorted) into one table at output_path in one pass and constant memory:

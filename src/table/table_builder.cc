@@ -4,7 +4,9 @@
 // (docs/format.md, "Table file", format 2: with compression none the hash slots hold records'
 // file offsets).
 #include <algorithm>
+#include <bit>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "table/block_writer.h"
@@ -15,16 +17,38 @@ namespace varve {
 namespace table {
 namespace {
 
+// Runs fn(i) for every i in [0, n): threads - 1 new threads and the caller each take a
+// contiguous share.
+template <typename Fn>
+void ParallelFor(int threads, uint64_t n, Fn&& fn) {
+  const uint64_t t_count = std::min<uint64_t>(std::max(threads, 1), n);
+  auto share = [&](uint64_t t) {
+    for (uint64_t i = n * t / t_count; i < n * (t + 1) / t_count; ++i) fn(i);
+  };
+  std::vector<std::thread> helpers;
+  for (uint64_t t = 1; t < t_count; ++t) helpers.emplace_back(share, t);
+  if (t_count > 0) share(0);
+  for (auto& h : helpers) h.join();
+}
+
 class TableBuilderImpl final : public TableBuilderInternal {
  public:
   TableBuilderImpl(std::string path, const TableOptions& options, Env* env)
       : path_(std::move(path)),
         options_(options),
         env_(env),
-        direct_(options.compression == TableCompression::kNone) {}
+        direct_(options.compression == TableCompression::kNone),
+        writer_threads_(ResolveWriterThreads(options.writer_threads)) {}
+
+  static int ResolveWriterThreads(int n) {
+    if (n >= 0) return n;
+    const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+    return std::clamp(cpus - 1, 1, kMaxAutoWriterThreads);
+  }
+  static constexpr int kMaxAutoWriterThreads = 4;
 
   ~TableBuilderImpl() override {
-    blocks_writer_.reset();  // its workers write to out_ and sparse_
+    blocks_writer_.reset();  // its workers write to out_, sparse_ and hashes_
     out_.reset();
     sparse_.reset();
     hashes_.reset();
@@ -64,8 +88,8 @@ class TableBuilderImpl final : public TableBuilderInternal {
     VARVE_RETURN_IF_ERROR(out_->Append(std::string_view(header, kHeaderSize)));
     block_offset_ = kHeaderSize;
     blocks_writer_ =
-        std::make_unique<BlockWriter>(options_.compression, options_.zstd_level, out_.get(),
-                                      sparse_.get(), std::max(0, options_.writer_threads));
+        std::make_unique<BlockWriter>(options_.compression, options_.zstd_level, direct_,
+                                      out_.get(), sparse_.get(), hashes_.get(), writer_threads_);
     return Status::Ok();
   }
 
@@ -107,16 +131,11 @@ class TableBuilderImpl final : public TableBuilderInternal {
       first_key_.assign(key);
     }
     const size_t in_block = BlockBytes();
-    uint64_t location = SlotLocation(blocks_, in_block);
-    if (direct_) {
-      // Uncompressed blocks are stored as they are, so the file offset is known before the
-      // block is written.
-      const uint64_t file_offset = block_offset_ + in_block;
-      if (file_offset > kMaxDirectOffset) {
-        status_ = Status::InvalidArgument("table builder: table larger than 16 TiB");
-        return status_;
-      }
-      location = DirectSlotLocation(file_offset);
+    // Uncompressed blocks are stored as they are: the record's file offset must fit a direct
+    // hash slot (its hash spill entry is made by the block writer).
+    if (direct_ && block_offset_ + in_block > kMaxDirectOffset) {
+      status_ = Status::InvalidArgument("table builder: table larger than 16 TiB");
+      return status_;
     }
     offsets_.push_back(static_cast<uint32_t>(in_block));
     std::string& raw = blocks_writer_->current()->raw;
@@ -124,12 +143,6 @@ class TableBuilderImpl final : public TableBuilderInternal {
     PutVarint64(&raw, value.size() << 1 | (tombstone ? 1 : 0));
     raw.append(key);
     raw.append(value);
-    // Hash spill entry: hash u64, slot location u64.
-    char h[16];
-    EncodeFixed64(h, HashKey(key));
-    EncodeFixed64(h + 8, location);
-    status_ = hashes_->Append(std::string_view(h, 16));
-    if (!status_.ok()) return status_;
     last_key_.assign(key);
     ++entries_;
     if (tombstone) ++tombstones_;
@@ -159,8 +172,10 @@ class TableBuilderImpl final : public TableBuilderInternal {
     for (uint32_t off : offsets_) PutFixed32(&b->raw, off);
     PutFixed32(&b->raw, static_cast<uint32_t>(offsets_.size()));
     const size_t raw_size = BlockBytes();
+    b->raw.append(kBlockTrailerSize, '\0');  // room for the trailer (BlockWriter::Batch)
     b->raw_ends.push_back(b->raw.size());
     b->copied.push_back(false);
+    b->records.push_back(static_cast<uint32_t>(offsets_.size()));
     b->first_keys.append(first_key_);
     b->key_ends.push_back(b->first_keys.size());
     raw_block_bytes_ += raw_size;
@@ -171,49 +186,54 @@ class TableBuilderImpl final : public TableBuilderInternal {
     return blocks_writer_->Submit();
   }
 
-  Result<bool> AddBlock(const BlockView& block, std::string_view stored,
-                        bool allow_tombstones) override {
+  Result<bool> AddBlock(BlockIterator* it, bool allow_tombstones) override {
     if (!status_.ok()) return status_;
     if (finished_) return Status::InvalidArgument("table builder: Add after Finish");
-    if (stored.size() < kBlockTrailerSize ||
-        static_cast<TableCompression>(stored[stored.size() - 5]) != options_.compression ||
-        blocks_ >= kMaxBlocks || (direct_ && block_offset_ + stored.size() > kMaxDirectOffset)) {
+    const BlockView& block = it->Block();
+    if (block.compression != options_.compression ||
+        blocks_ + (offsets_.empty() ? 0 : 1) >= kMaxBlocks) {
       return false;
     }
+    // One pass over the records: their counts, and (the block writer cannot hash the keys of a
+    // compressed block) their hashes.
+    const bool compressed = block.compression != TableCompression::kNone;
+    uint64_t hashes[kMaxRecordsPerBlock];
+    uint64_t tombstones = 0, key_bytes = 0, value_bytes = 0;
     RecordView r;
     for (uint32_t i = 0; i < block.count; ++i) {
       if (!block.Record(i, &r)) return Status::Corruption("table builder: damaged block copied");
       if (r.tombstone && !allow_tombstones) return false;
       if (i == 0 && entries_ > 0 && r.key <= std::string_view(last_key_)) return false;
+      if (compressed) hashes[i] = HashKey(r.key);
+      tombstones += r.tombstone;
+      key_bytes += r.key.size();
+      value_bytes += r.value.size();
     }
     if (!offsets_.empty()) {
       status_ = FlushBlock();
       VARVE_RETURN_IF_ERROR(status_);
     }
-    for (uint32_t i = 0; i < block.count; ++i) {
-      (void)block.Record(i, &r);
-      const uint64_t in_block = DecodeFixed32(block.raw.data() + block.records_end + 4ull * i);
-      if (i == 0) first_key_.assign(r.key);
-      char h[16];
-      EncodeFixed64(h, HashKey(r.key));
-      EncodeFixed64(h + 8, direct_ ? DirectSlotLocation(block_offset_ + in_block)
-                                   : SlotLocation(blocks_, in_block));
-      status_ = hashes_->Append(std::string_view(h, 16));
-      VARVE_RETURN_IF_ERROR(status_);
-      ++entries_;
-      if (r.tombstone) ++tombstones_;
-      key_bytes_ += r.key.size();
-      value_bytes_ += r.value.size();
-    }
-    last_key_.assign(r.key);
+    if (direct_ && block_offset_ + block.stored_size > kMaxDirectOffset) return false;
     BlockWriter::Batch* b = blocks_writer_->current();
-    b->raw.append(stored);
+    VARVE_RETURN_IF_ERROR(it->AppendStoredBlock(&b->raw));  // appends nothing on failure
+    for (uint32_t i = 0; compressed && i < block.count; ++i) {
+      b->copied_hashes.emplace_back(hashes[i],
+                                    DecodeFixed32(block.raw.data() + block.records_end + 4ull * i));
+    }
+    b->records.push_back(block.count);
     b->raw_ends.push_back(b->raw.size());
     b->copied.push_back(true);
-    b->first_keys.append(first_key_);
+    RecordView first;
+    (void)block.Record(0, &first);
+    b->first_keys.append(first.key);
     b->key_ends.push_back(b->first_keys.size());
+    last_key_.assign(r.key);
+    entries_ += block.count;
+    tombstones_ += tombstones;
+    key_bytes_ += key_bytes;
+    value_bytes_ += value_bytes;
     raw_block_bytes_ += block.raw.size();
-    block_offset_ += stored.size();
+    block_offset_ += block.stored_size;
     ++blocks_;
     if (b->raw.size() >= BlockWriter::kBatchBytes) {
       status_ = blocks_writer_->Submit();
@@ -369,8 +389,9 @@ class TableBuilderImpl final : public TableBuilderInternal {
     std::vector<uint64_t> slots;
     std::string chunk;                                   // spill entries read
     std::vector<std::pair<uint64_t, uint64_t>> entries;  // (home slot - begin, slot)
-    std::vector<uint64_t> counts;
     std::vector<std::pair<uint64_t, uint64_t>> ordered;  // the same in home-slot order
+    std::vector<uint16_t> bucket_of;                     // of each entry (counting sort)
+    // Probes from rel (in slots) onwards; past the partition's end the entry is carried.
     auto put = [&](uint64_t rel, uint64_t slot) {
       while (rel < slots.size() && slots[rel] != 0) ++rel;
       if (rel == slots.size()) {
@@ -379,35 +400,87 @@ class TableBuilderImpl final : public TableBuilderInternal {
         slots[rel] = slot;
       }
     };
+    // The writer threads are done by now: the fill uses as many threads, and the caller's.
+    const int threads = 1 + writer_threads_;
+    std::vector<std::vector<uint64_t>> counts(threads);  // per thread and bucket
     uint64_t written = 0;
     for (uint64_t p = 0; p < partitions; ++p) {
       const uint64_t begin = p * per_partition;
       const uint64_t end = std::min(home_slots, begin + per_partition);
-      slots.assign(end - begin, 0);
+      const uint64_t span = end - begin;
+      slots.assign(span, 0);
       next_carry.clear();
       for (uint64_t s : carry) put(0, s);
+      // Stripes of the partition's slots, filled in parallel; an entry whose probe runs past its
+      // stripe's end is deferred, and placed (in stripe order) after every stripe is filled.
+      // Their number depends only on the partition's size, so the index is the same for any
+      // number of threads.
+      uint64_t stripes = 1;
+      while (stripes < kMaxStripes && span / (2 * stripes) >= kMinStripeSlots) stripes *= 2;
+      const uint64_t buckets_per_stripe = kFillBuckets / stripes;
+      auto stripe_begin = [&](uint64_t k) { return (k * span + stripes - 1) / stripes; };
+      std::vector<std::vector<uint64_t>> deferred(stripes);
       VARVE_ASSIGN_OR_RETURN(auto r, BufferedReader::Open(env_, files[p]));
       // Entries are placed a chunk at a time in home-slot order (a counting sort on the home
       // slot's top bits within the partition), so the fills sweep the slots forward instead of
       // missing the cache on every entry. Any insertion order gives a valid index.
-      const uint64_t span = end - begin;
       while (!r->AtEnd()) {
         const uint64_t n = std::min<uint64_t>(kFillChunk, r->Remaining() / 16);
         if (n == 0) return Status::Corruption(files[p] + ": partial hash spill entry");
         chunk.resize(n * 16);
         VARVE_RETURN_IF_ERROR(r->Read(n * 16, chunk.data()));
-        counts.assign(kFillBuckets + 1, 0);
         entries.resize(n);
-        for (uint64_t i = 0; i < n; ++i) {
-          const uint64_t h = DecodeFixed64(chunk.data() + 16 * i);
-          const uint64_t rel = HomeSlot(h, home_slots) - begin;
-          entries[i] = {rel, DecodeFixed64(chunk.data() + 16 * i + 8) | Fingerprint(h)};
-          ++counts[(rel * kFillBuckets) / span + 1];
-        }
-        for (uint64_t b = 1; b <= kFillBuckets; ++b) counts[b] += counts[b - 1];
+        bucket_of.resize(n);
         ordered.resize(n);
-        for (const auto& e : entries) ordered[counts[(e.first * kFillBuckets) / span]++] = e;
-        for (const auto& [rel, slot] : ordered) put(rel, slot);
+        // Each thread decodes and counts a contiguous part of the chunk, then scatters it after
+        // the parts before it (so the order within a bucket is the chunk's order).
+        const int sort_threads = n >= kMinStripeSlots ? threads : 1;
+        auto part = [&](uint64_t t) { return n * t / sort_threads; };
+        ParallelFor(sort_threads, sort_threads, [&](uint64_t t) {
+          std::vector<uint64_t>& c = counts[t];
+          c.assign(kFillBuckets, 0);
+          for (uint64_t i = part(t); i < part(t + 1); ++i) {
+            const uint64_t h = DecodeFixed64(chunk.data() + 16 * i);
+            const uint64_t rel = HomeSlot(h, home_slots) - begin;
+            entries[i] = {rel, DecodeFixed64(chunk.data() + 16 * i + 8) | Fingerprint(h)};
+            bucket_of[i] = static_cast<uint16_t>((rel * kFillBuckets) / span);
+            ++c[bucket_of[i]];
+          }
+        });
+        std::vector<uint64_t> bucket_end(kFillBuckets);  // after the scatter
+        uint64_t at = 0;
+        for (uint64_t b = 0; b < kFillBuckets; ++b) {
+          for (int t = 0; t < sort_threads; ++t) {
+            const uint64_t c = counts[t][b];
+            counts[t][b] = at;  // where thread t's entries of bucket b go
+            at += c;
+          }
+          bucket_end[b] = at;
+        }
+        ParallelFor(sort_threads, sort_threads, [&](uint64_t t) {
+          std::vector<uint64_t>& c = counts[t];
+          for (uint64_t i = part(t); i < part(t + 1); ++i) {
+            ordered[c[bucket_of[i]]++] = entries[i];
+          }
+        });
+        ParallelFor(threads, stripes, [&](uint64_t k) {
+          const uint64_t first = k == 0 ? 0 : bucket_end[k * buckets_per_stripe - 1];
+          const uint64_t last = bucket_end[(k + 1) * buckets_per_stripe - 1];
+          const uint64_t stop = stripe_begin(k + 1);
+          for (uint64_t i = first; i < last; ++i) {
+            uint64_t rel = ordered[i].first;
+            while (rel < stop && slots[rel] != 0) ++rel;
+            if (rel == stop) {
+              deferred[k].push_back(ordered[i].second);
+            } else {
+              slots[rel] = ordered[i].second;
+            }
+          }
+        });
+        for (uint64_t k = 0; k < stripes; ++k) {
+          for (uint64_t slot : deferred[k]) put(stripe_begin(k + 1), slot);
+          deferred[k].clear();
+        }
       }
       carry.swap(next_carry);
       VARVE_RETURN_IF_ERROR(WriteSlots(slots, xs));
@@ -418,25 +491,32 @@ class TableBuilderImpl final : public TableBuilderInternal {
     return written;
   }
 
-  // Spill entries placed per chunk in the hash index build (48 bytes each: read, decoded,
-  // ordered; 12 MiB on top of hash_memory_bytes), and the buckets of its counting sort.
+  // Spill entries placed per chunk in the hash index build (50 bytes each: read, decoded,
+  // bucket, ordered; 12.5 MiB on top of hash_memory_bytes), and the buckets of its counting sort.
   static constexpr uint64_t kFillChunk = 1 << 18;
   static constexpr uint64_t kFillBuckets = 1 << 12;
+  static_assert(kFillBuckets <= 1 << 16, "bucket numbers are u16");
+  // Stripes of a partition filled in parallel: a power of two up to kMaxStripes (dividing
+  // kFillBuckets), each of at least kMinStripeSlots slots (smaller partitions have one). Chunks
+  // of fewer entries than kMinStripeSlots are sorted on one thread.
+  static constexpr uint64_t kMaxStripes = 64;
+  static constexpr uint64_t kMinStripeSlots = 1 << 16;
 
-  Status WriteSlots(const std::vector<uint64_t>& slots, XxhState* xs) {
-    std::string buf;
-    buf.reserve(64 << 10);
-    for (uint64_t s : slots) {
-      PutFixed64(&buf, s);
-      if (buf.size() >= (64 << 10)) {
-        xs->Update(buf);
-        VARVE_RETURN_IF_ERROR(out_->Append(buf));
-        buf.clear();
-      }
+  Status WriteSlots(std::vector<uint64_t>& slots, XxhState* xs) {
+    // Little-endian u64s: in place (converted first on a big-endian host).
+    if constexpr (std::endian::native != std::endian::little) {
+      for (uint64_t& s : slots) s = __builtin_bswap64(s);
     }
-    xs->Update(buf);
-    return out_->Append(buf);
+    const char* p = reinterpret_cast<const char*>(slots.data());
+    const size_t n = slots.size() * kSlotSize;
+    for (size_t at = 0; at < n; at += kSlotsWriteBytes) {
+      const std::string_view piece(p + at, std::min(kSlotsWriteBytes, n - at));
+      xs->Update(piece);
+      VARVE_RETURN_IF_ERROR(out_->Append(piece));
+    }
+    return Status::Ok();
   }
+  static constexpr size_t kSlotsWriteBytes = 1 << 20;
 
   uint64_t NumEntries() const override { return entries_; }
 
@@ -444,7 +524,8 @@ class TableBuilderImpl final : public TableBuilderInternal {
   const std::string path_;
   const TableOptions options_;
   Env* env_;
-  const bool direct_;  // hash slots hold file offsets (compression none)
+  const bool direct_;         // hash slots hold file offsets (compression none)
+  const int writer_threads_;  // options_.writer_threads, -1 resolved
   std::unique_ptr<BufferedWriter> out_, sparse_, hashes_;
   std::unique_ptr<BlockWriter> blocks_writer_;
   Status status_;
@@ -465,6 +546,9 @@ Result<std::unique_ptr<TableBuilder>> TableBuilder::Create(const std::string& pa
   if (options.block_size_bytes < table::kMinBlockSize ||
       options.block_size_bytes > table::kMaxBlockSize) {
     return Status::InvalidArgument("table builder: block_size_bytes out of range 256 B .. 1 MiB");
+  }
+  if (options.writer_threads < -1 || options.writer_threads > 64) {
+    return Status::InvalidArgument("table builder: writer_threads out of range -1 .. 64");
   }
   if (options.compression != TableCompression::kNone &&
       options.compression != TableCompression::kLz4 &&

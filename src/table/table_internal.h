@@ -65,6 +65,9 @@ struct BlockView {
   uint32_t count = 0;
   uint64_t records_end = 0;
   uint64_t start = 0;  // the block's file offset, for messages
+  // As stored in the file: the block's compression and size (trailer included).
+  TableCompression compression = TableCompression::kNone;
+  uint64_t stored_size = 0;
 
   // Decodes record i; false if it does not exactly fill its slot.
   bool Record(uint32_t i, RecordView* r) const {
@@ -98,10 +101,11 @@ class BlockIterator : public TableIterator {
   // Preconditions for the rest: Valid().
   // True on the first record of a block.
   virtual bool AtBlockStart() const = 0;
-  // The current block, decoded (checksum verified), and as stored in the file (trailer
-  // included; a copy, valid until the iterator moves; IOError if the file was cut short).
+  // The current block, decoded (checksum verified).
   virtual const BlockView& Block() const = 0;
-  virtual Result<std::string_view> StoredBlock() = 0;
+  // Appends the current block as stored in the file (trailer included) to *dst; on an error
+  // (IOError: the file was cut short) *dst is left as it was.
+  virtual Status AppendStoredBlock(std::string* dst) = 0;
   // Moves to the first record of the next block.
   virtual void NextBlock() = 0;
 };
@@ -109,13 +113,18 @@ class BlockIterator : public TableIterator {
 // What a merge needs from the builder beyond TableBuilder.
 class TableBuilderInternal : public TableBuilder {
  public:
-  // Appends the records of a block of another table by copying the block as stored (no
-  // re-encoding; the indexes still take every key). Returns false, changing nothing, when the
-  // block cannot be copied: its compression is not the table's, it holds a tombstone and
-  // !allow_tombstones, or its first key is not above the last key added.
-  virtual Result<bool> AddBlock(const BlockView& block, std::string_view stored,
-                                bool allow_tombstones) = 0;
+  // Appends the records of the block it stands on (another table's) by copying the block as
+  // stored (no re-encoding; the indexes still take every key). Returns false, adding nothing,
+  // when the block cannot be copied: its compression is not the table's, it holds a tombstone
+  // and !allow_tombstones, or its first key is not above the last key added. A block being
+  // filled record by record is closed first.
+  virtual Result<bool> AddBlock(BlockIterator* it, bool allow_tombstones) = 0;
 };
+
+// Checks the checksums of blocks [first, first + n) of a table opened by TableReader (others:
+// nothing to do), as a read of them would, so that later reads find them checked: a merge's
+// read-ahead. Corruption or IOError as a read would report.
+Status VerifyTableBlocks(const TableReader& t, uint64_t first, uint64_t n);
 
 // Decompresses the first want (<= raw_size) bytes of an lz4 block of raw_size bytes into *out
 // (grown to raw_size if smaller). Returns the bytes decoded (fewer than want: the block is

@@ -229,6 +229,13 @@ class TableReaderImpl final : public TableReader,
     return Status::Ok();
   }
 
+  // VerifyTableBlocks.
+  Status VerifyBlocks(uint64_t first, uint64_t n) const {
+    const uint64_t end = std::min(props_.blocks, first + std::min(n, props_.blocks));
+    if (first >= end) return Status::Ok();
+    return Guarded([&] { return VerifyRange(BlockOffset(first), BlockOffset(end)); });
+  }
+
   // True if every block overlapping the file bytes [begin, end) (end > begin) was verified.
   bool Verified(uint64_t begin, uint64_t end) const {
     const uint64_t last = (end - 1) >> kVerifyPageShift;
@@ -296,6 +303,8 @@ class TableReaderImpl final : public TableReader,
     const auto type = static_cast<TableCompression>(static_cast<uint8_t>(t[4]));
     const uint64_t stored = end - kBlockTrailerSize - start;
     out->start = start;
+    out->compression = type;
+    out->stored_size = end - start;
     VARVE_RETURN_IF_ERROR(VerifyRange(start, end));
     if (type == TableCompression::kNone) {
       if (raw_size != stored) return Bad("block " + Hex(b) + ": size mismatch", start);
@@ -526,14 +535,27 @@ class TableIteratorImpl final : public BlockIterator {
 
   bool AtBlockStart() const override { return index_ == 0; }
   const BlockView& Block() const override { return block_; }
-  Result<std::string_view> StoredBlock() override {
-    // A copy made under the guard: the merge reads it outside.
-    VARVE_RETURN_IF_ERROR(t_->Guarded([&] {
-      const uint64_t start = t_->BlockOffset(b_);
-      CopyOut(&stored_, std::string_view(t_->data_ + start, t_->BlockOffset(b_ + 1) - start));
+  Status AppendStoredBlock(std::string* dst) override {
+    const size_t before = dst->size();
+    if (block_.compression == TableCompression::kNone) {
+      // The block's bytes are the verified copy in scratch_; only the trailer is read.
+      char trailer[kBlockTrailerSize];
+      VARVE_RETURN_IF_ERROR(t_->Guarded([&] {
+        std::memcpy(trailer, t_->data_ + block_.start + block_.raw.size(), kBlockTrailerSize);
+        return Status::Ok();
+      }));
+      dst->append(block_.raw);
+      dst->append(trailer, kBlockTrailerSize);
       return Status::Ok();
-    }));
-    return std::string_view(stored_);
+    }
+    // Grown before the guarded copy: no allocation inside it (see CopyOut).
+    dst->resize(before + block_.stored_size);
+    Status s = t_->Guarded([&] {
+      std::memcpy(dst->data() + before, t_->data_ + block_.start, block_.stored_size);
+      return Status::Ok();
+    });
+    if (!s.ok()) dst->resize(before);
+    return s;
   }
   void NextBlock() override {
     if (valid_) Position(b_ + 1, 0);
@@ -566,7 +588,6 @@ class TableIteratorImpl final : public BlockIterator {
 
   std::shared_ptr<const TableReaderImpl> t_;
   std::string scratch_;
-  std::string stored_;  // StoredBlock's copy
   BlockView block_;
   RecordView rec_;
   uint64_t b_ = 0;
@@ -627,6 +648,12 @@ Status TableReaderImpl::Check() const {
 }
 
 }  // namespace
+
+Status VerifyTableBlocks(const TableReader& t, uint64_t first, uint64_t n) {
+  const auto* impl = dynamic_cast<const TableReaderImpl*>(&t);
+  return impl == nullptr ? Status::Ok() : impl->VerifyBlocks(first, n);
+}
+
 }  // namespace table
 
 Result<std::shared_ptr<TableReader>> TableReader::Open(const std::string& path) {

@@ -118,6 +118,16 @@ Status BufferedReader::Read(size_t n, char* dst) {
   while (n > 0) {
     if (pos_ == buf_.size()) {
       if (offset_ >= size_) return Status::Corruption(path_ + ": unexpected end of file");
+      if (n >= (1 << 20)) {
+        // A large read goes straight into dst, not through buf_.
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset_));
+        VARVE_ASSIGN_OR_RETURN(size_t got, file_->Read(offset_, want, dst));
+        if (got == 0) return Status::Corruption(path_ + ": unexpected end of file");
+        offset_ += got;
+        dst += got;
+        n -= got;
+        continue;
+      }
       size_t want = static_cast<size_t>(std::min<uint64_t>(1 << 20, size_ - offset_));
       buf_.resize(want);
       VARVE_ASSIGN_OR_RETURN(size_t got, file_->Read(offset_, want, buf_.data()));

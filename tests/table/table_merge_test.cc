@@ -291,6 +291,174 @@ TEST(TableWriterThreadsTest, SameFileForAnyThreadCount) {
   }
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// Large enough for a striped, multi-threaded hash index fill (several stripes, chunks sorted on
+// several threads): the file is still the same for any thread count, and complete.
+TEST(TableWriterThreadsTest, SameFileForAnyThreadCountLarge) {
+  TempDir dir;
+  for (auto c : {TableCompression::kNone, TableCompression::kLz4}) {
+    std::string first;
+    for (int threads : {0, 1, 3, -1}) {
+      TableOptions o;
+      o.compression = c;
+      o.writer_threads = threads;
+      o.sync = false;
+      const std::string path = dir.Sub("t" + std::to_string(threads));
+      auto b = TableBuilder::Create(path, o);
+      ASSERT_TRUE(b.ok());
+      for (int i = 0; i < 300000; ++i) ASSERT_TRUE((*b)->Add(Key(i), std::to_string(i)).ok());
+      ASSERT_TRUE((*b)->Finish().ok());
+      std::string data = ReadFile(path);
+      if (first.empty()) {
+        first = data;
+        auto t = OpenOrDie(path);
+        ASSERT_NE(t, nullptr);
+        EXPECT_GT(t->properties().hash_slots, 2u << 16);  // more than one stripe
+        Status s = t->Check();
+        EXPECT_TRUE(s.ok()) << s.ToString();
+      } else {
+        EXPECT_TRUE(data == first) << TableCompressionName(c) << " " << threads;
+      }
+    }
+  }
+}
+
+// writer_threads: -1 (automatic) .. 64.
+TEST(TableWriterThreadsTest, ThreadCountRange) {
+  TempDir dir;
+  for (int threads : {-2, 65}) {
+    TableOptions o;
+    o.writer_threads = threads;
+    EXPECT_TRUE(TableBuilder::Create(dir.Sub("t"), o).status().IsInvalidArgument()) << threads;
+  }
+  for (int threads : {-1, 0, 64}) {
+    TableOptions o;
+    o.writer_threads = threads;
+    auto b = TableBuilder::Create(dir.Sub("t"), o);
+    ASSERT_TRUE(b.ok()) << threads;
+    ASSERT_TRUE((*b)->Add("k", "v").ok());
+    ASSERT_TRUE((*b)->Finish().ok());
+  }
+}
+
+// A merge gives the same file for any number of writer threads, whether its blocks are copied
+// (disjoint inputs), re-encoded (interleaved ones) or both, and the file matches the model.
+TEST(TableWriterThreadsTest, MergeSameFileForAnyThreadCount) {
+  for (auto c : {TableCompression::kNone, TableCompression::kLz4}) {
+    TempDir dir;
+    std::vector<Model> models(4);
+    for (int i = 0; i < 40000; ++i) {
+      // Inputs 0-1 interleaved over [0, 20000); inputs 2-3 each one run of [20000, 40000);
+      // input 3 overrides some keys of input 0.
+      const int k = i < 20000 ? i % 2 : 2 + (i - 20000) / 10000;
+      models[k][Key(i)] = Value(i, 10 + i % 90);
+      if (i % 1000 == 0 && i < 20000) models[3][Key(i)] = "override";
+    }
+    Model merged;
+    std::vector<std::shared_ptr<TableReader>> readers;
+    TableOptions in;
+    in.compression = c;
+    in.block_size_bytes = 1024;
+    for (size_t k = 0; k < models.size(); ++k) {
+      Build(dir.Sub("in" + std::to_string(k)), models[k], in);
+      readers.push_back(OpenOrDie(dir.Sub("in" + std::to_string(k))));
+      ASSERT_NE(readers.back(), nullptr);
+      for (auto& [key, v] : models[k]) merged[key] = v;
+    }
+    std::string first;
+    for (int threads : {0, 1, 3}) {
+      MergeOptions mo;
+      mo.table = in;
+      mo.table.writer_threads = threads;
+      const std::string out = dir.Sub("out" + std::to_string(threads));
+      Status s = MergeTables(readers, out, mo);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      std::string data = ReadFile(out);
+      if (first.empty()) {
+        first = data;
+        auto t = OpenOrDie(out);
+        ASSERT_NE(t, nullptr);
+        ExpectMatches(*t, merged);
+      } else {
+        EXPECT_TRUE(data == first) << TableCompressionName(c) << " " << threads;
+      }
+    }
+  }
+}
+
+// A damaged data block in an input fails the merge with Corruption naming the input and the
+// offset (never a table at the output path), whether the block is copied or merged record by
+// record, and whether the checksums are checked ahead of the merge or by it.
+TEST(MergeVerifyAheadTest, DamagedInputIsRefused) {
+  for (auto c : {TableCompression::kNone, TableCompression::kLz4}) {
+    for (bool disjoint : {false, true}) {
+      for (bool ahead : {false, true}) {
+        TempDir dir;
+        std::vector<std::shared_ptr<TableReader>> readers;
+        TableOptions o;
+        o.compression = c;
+        o.block_size_bytes = 512;
+        for (int k = 0; k < 3; ++k) {
+          Model m;
+          for (int i = 0; i < 6000; ++i) {
+            if (disjoint ? i / 2000 == k : i % 3 == k) m[Key(i)] = Value(i, 40);
+          }
+          const std::string path = dir.Sub("in" + std::to_string(k));
+          Build(path, m, o);
+          std::string data = ReadFile(path);
+          if (k == 1) {
+            auto good = OpenOrDie(path);
+            ASSERT_NE(good, nullptr);
+            data[16 + good->properties().data_bytes / 2] ^= 0x20;
+          }
+          auto r = TableReader::OpenFromMemory("in" + std::to_string(k), data);
+          ASSERT_TRUE(r.ok()) << r.status().ToString();
+          readers.push_back(*r);
+        }
+        MergeOptions mo;
+        mo.table = o;
+        mo.verify_ahead = ahead;
+        const std::string out = dir.Sub("out");
+        Status s = MergeTables(readers, out, mo);
+        EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+        EXPECT_NE(s.message().find("in1: "), std::string::npos) << s.ToString();
+        EXPECT_NE(s.message().find("at offset"), std::string::npos) << s.ToString();
+        EXPECT_FALSE(std::filesystem::exists(out));
+      }
+    }
+  }
+}
+
+// Merges with and without the read-ahead check give the same file.
+TEST(MergeVerifyAheadTest, SameFileEitherWay) {
+  TempDir dir;
+  std::vector<std::shared_ptr<TableReader>> readers;
+  for (int k = 0; k < 4; ++k) {
+    Model m;
+    for (int i = k; i < 20000; i += 4) m[Key(i)] = Value(i, 30);
+    for (int i = 20000 + k * 5000; i < 25000 + k * 5000; ++i) m[Key(i)] = Value(i, 30);
+    Build(dir.Sub("in" + std::to_string(k)), m);
+    readers.push_back(OpenOrDie(dir.Sub("in" + std::to_string(k))));
+    ASSERT_NE(readers.back(), nullptr);
+  }
+  std::string first;
+  for (bool ahead : {true, false}) {
+    MergeOptions mo;
+    mo.verify_ahead = ahead;
+    ASSERT_TRUE(MergeTables(readers, dir.Sub("out"), mo).ok());
+    std::string data = ReadFile(dir.Sub("out"));
+    if (first.empty()) {
+      first = data;
+    } else {
+      EXPECT_TRUE(data == first);
+    }
+  }
+}
+
 // The direct writable file: appends of every size across chunk boundaries, a Sync in the middle
 // (the tail goes through the page cache; later appends too), read back exactly. Runs on the test
 // directory's file system, and on tmpfs (which refuses O_DIRECT) where there is one.
