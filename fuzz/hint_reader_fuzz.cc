@@ -3,7 +3,7 @@
 // header and footer (synthesized, to get past the checksum). Input layout: fuzz_inputs.h.
 // Invariants (a violation traps):
 //   - no crash or hang; every entry delivered has offset >= 32 and offset + size <= the segment's
-//     size; groups hold 1 to 64 entries;
+//     size; groups hold 1 to kHintBatchEntries entries;
 //   - the verdict agrees with a reference reader written from docs/format.md: Ok exactly when
 //     the reference accepts the file, and then with exactly its entries; on a failure, the
 //     entries delivered (if any) are a prefix of those the reference parsed before it stopped;
@@ -224,7 +224,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mode & kHintBatched) {
     s = ReadHintFileBatched(&env, path, segment_id, segment_bytes,
                             [&](const HintEntry* group, size_t n) {
-                              VARVE_FUZZ_CHECK(n >= 1 && n <= 64);
+                              VARVE_FUZZ_CHECK(n >= 1 && n <= kHintBatchEntries);
                               for (size_t i = 0; i < n; ++i) deliver(group[i]);
                             });
   } else {

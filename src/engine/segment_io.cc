@@ -267,8 +267,7 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
   const char* p = data.data() + kFileHeaderBytes;
   const char* limit = footer;
   uint64_t seen = 0;
-  // Large groups: the index takes each group with one lock per shard.
-  constexpr size_t kGroup = 2048;
+  constexpr size_t kGroup = kHintBatchEntries;
   std::vector<HintEntry> group(kGroup);
   size_t in_group = 0;
   auto malformed = [&](const char* at, const char* what) {

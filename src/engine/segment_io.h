@@ -106,7 +106,10 @@ class HintWriter {
 // Corruption if anything is off (the caller then rebuilds the hint from the segment).
 Status ReadHintFile(Env* env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
                     const std::function<void(const HintEntry&)>& fn);
-// As ReadHintFile, handing entries over in groups (of up to 64) so the caller can prefetch.
+// Entries per group of ReadHintFileBatched and ParseHintBatched (the last one may hold fewer):
+// large, so that the index takes each group with one lock per shard.
+constexpr size_t kHintBatchEntries = 2048;
+// As ReadHintFile, handing entries over in groups (of up to kHintBatchEntries).
 Status ReadHintFileBatched(Env* env, const std::string& path, uint32_t segment_id,
                            uint64_t segment_bytes,
                            const std::function<void(const HintEntry*, size_t)>& fn);
