@@ -57,9 +57,10 @@ struct Options {
   bool skip_unchanged_writes = false;
   // At a clean Close, write the hash index to an INDEX file (kHash only) that the next open
   // loads with large sequential reads instead of reading every hint file and hashing every key.
-  // The open uses it only if it describes the directory exactly (same segments, sizes and
-  // headers, valid checksums); the store's first write, compaction or table change removes it
-  // first. Default: true.
+  // The open uses it only if it describes the directory, with at most appends since (same
+  // segments, sizes and headers but for the tail's growth and newer segments, valid checksums),
+  // and replays those appends (an open after a crash). Writes keep it; a compaction or table
+  // change removes it first. Default: true.
   bool index_checkpoint = true;
   // Threads that load hint files (or the index checkpoint) at open. 0 = number of CPUs. Default: 0.
   uint32_t open_threads = 0;
