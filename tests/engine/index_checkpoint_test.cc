@@ -535,7 +535,9 @@ TEST_F(IndexCheckpointTest, KilledAfterWritesReplaysOntoIt) {
       auto db = OpenOrDie(Opts(), dir());
       ASSERT_NE(db, nullptr);
       EXPECT_EQ(db->GetStats().index_from_checkpoint, compact ? 0u : 1u);
-      if (!compact) EXPECT_GE(db->GetStats().index_replayed_segments, 1u);
+      if (!compact) {
+        EXPECT_GE(db->GetStats().index_replayed_segments, 1u);
+      }
       ExpectModel(db.get(), model, 3000);
       ASSERT_TRUE(db->Close().ok());
     }
