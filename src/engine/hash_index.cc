@@ -12,7 +12,7 @@
 // and chunks in regions of their own), so that
 // the table line and the item a lookup touches cost no TLB miss (back to malloc if the index
 // shrinks and leaves the regions mostly free); a loaded checkpoint lies in one block
-// (LoadBlock), a huge-page mapping of its own from 4 MiB on.
+// (LoadBlock), from 4 MiB on a mapping of its own that asks for huge pages once loaded.
 #define XXH_INLINE_ALL  // the hash is on every lookup: inline it
 #include <xxhash.h>
 
@@ -341,7 +341,7 @@ class Arena {
   }
 
   // New chunks from the heap (to_heap) or malloc, and the chunks there now copied over (not
-  // those in external memory, a loaded checkpoint's block, which has huge pages from 4 MiB on).
+  // those in external memory, a loaded checkpoint's block, which asks for huge pages itself).
   // Pointers into the chunks are stale after it.
   void Move(bool to_heap) {
     if (heap_ == nullptr || in_heap_ == to_heap) return;
@@ -957,38 +957,12 @@ class HashIndex final : public Index {
 
   void Prefetch(std::string_view key) const override { PrefetchHash(HashKey(key)); }
 
-  void PrefetchHash(uint64_t h) const {
-    const Shard& s = shards_[ShardOf(h)];
-    Group* table = s.prefetch_table.load(std::memory_order_relaxed);
-    uint64_t groups = s.prefetch_groups.load(std::memory_order_relaxed);
-    if (table != nullptr && groups != 0) {
-      uint64_t g = HomeGroup(h, groups);
-      __builtin_prefetch(table + g);
-      uint64_t* seqs = s.prefetch_seqs.load(std::memory_order_relaxed);
-      if (seqs != nullptr) __builtin_prefetch(seqs + g * kGroupSlots);
-    }
-  }
-
   bool Put(std::string_view key, const IndexEntry& entry, IndexEntry* old) override {
     uint64_t h = HashKey(key);
     Shard& s = shards_[ShardOf(h)];
     ShardsFollowHeap follow{this};  // once the lock is released
     std::unique_lock lock(s.mu);
     return PutLocked(s, key, h, entry, old);
-  }
-
-  bool PutLocked(Shard& s, std::string_view key, uint64_t h, const IndexEntry& entry,
-                 IndexEntry* old) {
-    s.MakeRoom();
-    bool found;
-    uint64_t i = s.Find(key, h, &found);
-    if (found) {
-      *old = DecodeItem(s.ItemAt(i));
-      s.SetEntry(i, entry);
-      return true;
-    }
-    s.Insert(i, key, h, entry);
-    return false;
   }
 
   bool PutIfNewer(std::string_view key, const IndexEntry& entry, uint64_t seq, IndexEntry* old,
@@ -1043,29 +1017,6 @@ class HashIndex final : public Index {
       r.changed = PutIfNewerLocked(shards_[sh], entries[i].key, hashes[i], entries[i].entry,
                                    entries[i].seq, &r.old, &r.replaced);
     }
-  }
-
-  bool PutIfNewerLocked(Shard& s, std::string_view key, uint64_t h, const IndexEntry& entry,
-                        uint64_t seq, IndexEntry* old, bool* replaced) {
-    s.MakeRoom();
-    if (!s.seqs) {
-      s.seqs.reset(new uint64_t[s.capacity()]());
-      s.prefetch_seqs.store(s.seqs.get(), std::memory_order_relaxed);
-    }
-    bool found;
-    uint64_t i = s.Find(key, h, &found);
-    *replaced = false;
-    if (found) {
-      if (s.seqs[i] >= seq) return false;
-      *old = DecodeItem(s.ItemAt(i));
-      *replaced = true;
-      s.SetEntry(i, entry);
-      s.seqs[i] = seq;
-      return true;
-    }
-    s.Insert(i, key, h, entry);
-    s.seqs[i] = seq;
-    return true;
   }
 
   bool Remove(std::string_view key, IndexEntry* old) override {
@@ -1247,6 +1198,55 @@ class HashIndex final : public Index {
   }
 
  private:
+  void PrefetchHash(uint64_t h) const {
+    const Shard& s = shards_[ShardOf(h)];
+    Group* table = s.prefetch_table.load(std::memory_order_relaxed);
+    uint64_t groups = s.prefetch_groups.load(std::memory_order_relaxed);
+    if (table != nullptr && groups != 0) {
+      uint64_t g = HomeGroup(h, groups);
+      __builtin_prefetch(table + g);
+      uint64_t* seqs = s.prefetch_seqs.load(std::memory_order_relaxed);
+      if (seqs != nullptr) __builtin_prefetch(seqs + g * kGroupSlots);
+    }
+  }
+
+  bool PutLocked(Shard& s, std::string_view key, uint64_t h, const IndexEntry& entry,
+                 IndexEntry* old) {
+    s.MakeRoom();
+    bool found;
+    uint64_t i = s.Find(key, h, &found);
+    if (found) {
+      *old = DecodeItem(s.ItemAt(i));
+      s.SetEntry(i, entry);
+      return true;
+    }
+    s.Insert(i, key, h, entry);
+    return false;
+  }
+
+  bool PutIfNewerLocked(Shard& s, std::string_view key, uint64_t h, const IndexEntry& entry,
+                        uint64_t seq, IndexEntry* old, bool* replaced) {
+    s.MakeRoom();
+    if (!s.seqs) {
+      s.seqs.reset(new uint64_t[s.capacity()]());
+      s.prefetch_seqs.store(s.seqs.get(), std::memory_order_relaxed);
+    }
+    bool found;
+    uint64_t i = s.Find(key, h, &found);
+    *replaced = false;
+    if (found) {
+      if (s.seqs[i] >= seq) return false;
+      *old = DecodeItem(s.ItemAt(i));
+      *replaced = true;
+      s.SetEntry(i, entry);
+      s.seqs[i] = seq;
+      return true;
+    }
+    s.Insert(i, key, h, entry);
+    s.seqs[i] = seq;
+    return true;
+  }
+
   // After a write: if the heap switched on or off, every shard moves its memory to or from it
   // (one write pays for the copies, once; the heap switches rarely).
   void MoveShards() {

@@ -267,8 +267,7 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
   const char* p = data.data() + kFileHeaderBytes;
   const char* limit = footer;
   uint64_t seen = 0;
-  constexpr size_t kGroup = kHintBatchEntries;
-  std::vector<HintEntry> group(kGroup);
+  std::vector<HintEntry> group(kHintBatchEntries);
   size_t in_group = 0;
   auto malformed = [&](const char* at, const char* what) {
     return Status::Corruption(path + ": " + what + " in the entry at offset " +
@@ -315,7 +314,7 @@ Status ParseHintBatched(std::string_view data, const std::string& path, uint32_t
     prev_seq = e.seq;
     prev_end = offset + size;
     ++seen;
-    if (++in_group == kGroup) {
+    if (++in_group == kHintBatchEntries) {
       fn(group.data(), in_group);
       in_group = 0;
     }
